@@ -1,0 +1,2 @@
+//! Fledge's analyzer: everything between the pure statistics in `fledge-judges` and the
+//! `fledge` command line.
