@@ -1,4 +1,16 @@
-//! Effect sizes. (Stub.)
+//! Effect sizes of canary against baseline: how *big* a change is, as opposed to how sure we
+//! are that there is one (that is the confidence interval's job).
+//!
+//! - **Mean ratio**: canary mean / baseline mean. Undefined (`None`, with a `note`) when the
+//!   baseline mean is 0. Kayenta returns NaN there and NaN silently switches its effect-size
+//!   gate off; here the absence is explicit and [`crate::classify()`] says how it decided.
+//! - **CLES** (common-language effect size, Vargha–Delaney A): P(canary > baseline) +
+//!   ½·P(canary = baseline) for a random pair. It equals U / (n·m), U being the Mann–Whitney
+//!   U of the canary. 0.5 means no tendency either way.
+//! - **Relative shift**: the Hodges–Lehmann shift divided by the baseline median. Undefined
+//!   (`None`, with a `note`) when the baseline median is 0.
+//!
+//! Means use compensated (Neumaier) summation; CLES is counted exactly in integers.
 
 /// Effect sizes of canary against baseline.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -11,4 +23,217 @@ pub struct EffectSize {
     pub relative_shift: Option<f64>,
     /// Why a field is missing, when one is.
     pub note: Option<String>,
+}
+
+/// Effect sizes of `canary` against `baseline`, with `estimate` the Hodges–Lehmann shift
+/// (canary − baseline) from [`crate::compare_with`].
+///
+/// Both samples should be finite and non-empty (as [`crate::classify()`] guarantees). An empty
+/// side gives `cles` = NaN and no ratios, with a `note` saying so.
+pub fn effect_size(canary: &[f64], baseline: &[f64], estimate: f64) -> EffectSize {
+    let mut notes: Vec<&str> = Vec::new();
+    if canary.is_empty() {
+        notes.push("canary sample is empty");
+    }
+    if baseline.is_empty() {
+        notes.push("baseline sample is empty");
+    }
+    if !notes.is_empty() {
+        return EffectSize {
+            mean_ratio: None,
+            cles: f64::NAN,
+            relative_shift: None,
+            note: Some(notes.join("; ")),
+        };
+    }
+
+    let baseline_mean = mean(baseline);
+    let mean_ratio = if baseline_mean == 0.0 {
+        notes.push("baseline mean is 0: mean ratio undefined");
+        None
+    } else {
+        Some(mean(canary) / baseline_mean)
+    };
+
+    let baseline_median = median(baseline);
+    let relative_shift = if baseline_median == 0.0 {
+        notes.push("baseline median is 0: relative shift undefined");
+        None
+    } else {
+        Some(estimate / baseline_median)
+    };
+
+    EffectSize {
+        mean_ratio,
+        cles: cles(canary, baseline),
+        relative_shift,
+        note: if notes.is_empty() {
+            None
+        } else {
+            Some(notes.join("; "))
+        },
+    }
+}
+
+/// The arithmetic mean, summed with Neumaier compensation. NaN for an empty slice.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sum = 0.0_f64;
+    let mut compensation = 0.0_f64;
+    for &v in values {
+        let t = sum + v;
+        if sum.abs() >= v.abs() {
+            compensation += (sum - t) + v;
+        } else {
+            compensation += (v - t) + sum;
+        }
+        sum = t;
+    }
+    (sum + compensation) / values.len() as f64
+}
+
+/// The median (the mean of the two middle values for an even count). NaN for an empty slice.
+/// Does not modify `values`; works on a copy in O(n).
+pub fn median(values: &[f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    let mid = n / 2;
+    let (lower, &mut upper_mid, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    if n % 2 == 1 {
+        return upper_mid;
+    }
+    let lower_mid = lower
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .unwrap_or(upper_mid);
+    // 0.5·a + 0.5·b rounds like (a + b)/2 but cannot overflow.
+    0.5 * lower_mid + 0.5 * upper_mid
+}
+
+/// P(canary > baseline) + ½·P(canary = baseline) over all n·m pairs, counted exactly by
+/// sorting copies of both samples and walking them together: O((n + m) log(n + m)).
+/// NaN when either side is empty.
+pub fn cles(canary: &[f64], baseline: &[f64]) -> f64 {
+    if canary.is_empty() || baseline.is_empty() {
+        return f64::NAN;
+    }
+    let mut x = canary.to_vec();
+    let mut y = baseline.to_vec();
+    x.sort_by(f64::total_cmp);
+    y.sort_by(f64::total_cmp);
+    // For each canary value (ascending), `below` = #baseline < it and `at_or_below` =
+    // #baseline ≤ it; both only grow. Twice the count: 2·#greater + #equal.
+    let (mut below, mut at_or_below) = (0usize, 0usize);
+    let mut twice: u128 = 0;
+    for &xi in &x {
+        while below < y.len() && y[below] < xi {
+            below += 1;
+        }
+        at_or_below = at_or_below.max(below);
+        while at_or_below < y.len() && y[at_or_below] <= xi {
+            at_or_below += 1;
+        }
+        twice += (below + at_or_below) as u128;
+    }
+    let pairs = x.len() as u128 * y.len() as u128;
+    twice as f64 / (2 * pairs) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The O(n·m) definition, to check the merge against.
+    fn cles_naive(x: &[f64], y: &[f64]) -> f64 {
+        let mut s = 0.0;
+        for &a in x {
+            for &b in y {
+                s += if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                };
+            }
+        }
+        s / (x.len() * y.len()) as f64
+    }
+
+    #[test]
+    fn mean_and_median() {
+        assert_eq!(mean(&[1.0, 2.0, 3.0, 6.0]), 3.0);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[f64::MAX, f64::MAX]), f64::MAX);
+        assert!(mean(&[]).is_nan());
+        assert!(median(&[]).is_nan());
+        // Compensated: 1e16 + 1 + 1 − 1e16 is 2, not 0.
+        assert_eq!(mean(&[1e16, 1.0, 1.0, -1e16]), 0.5);
+    }
+
+    #[test]
+    fn cles_counts_ties_as_half() {
+        assert_eq!(cles(&[2.0], &[1.0]), 1.0);
+        assert_eq!(cles(&[1.0], &[2.0]), 0.0);
+        assert_eq!(cles(&[1.0], &[1.0]), 0.5);
+        // Pairs: (1,1)=½ (1,2)=0 (3,1)=1 (3,2)=1 → 2.5/4.
+        assert_eq!(cles(&[3.0, 1.0], &[2.0, 1.0]), 0.625);
+    }
+
+    #[test]
+    fn cles_matches_the_definition_with_many_ties() {
+        let x = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0];
+        let y = [
+            2.0, 7.0, 1.0, 8.0, 2.0, 8.0, 1.0, 8.0, 2.0, 8.0, 4.0, 5.0, 9.0,
+        ];
+        assert!((cles(&x, &y) - cles_naive(&x, &y)).abs() < 1e-15);
+        assert!((cles(&y, &x) - cles_naive(&y, &x)).abs() < 1e-15);
+        assert!((cles(&x, &y) + cles(&y, &x) - 1.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn effect_sizes() {
+        let e = effect_size(&[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0], 2.0);
+        assert_eq!(e.mean_ratio, Some(2.0));
+        assert_eq!(e.relative_shift, Some(1.0));
+        assert_eq!(e.cles, cles_naive(&[2.0, 4.0, 6.0], &[1.0, 2.0, 3.0]));
+        assert_eq!(e.note, None);
+    }
+
+    #[test]
+    fn zero_baseline_mean_and_median_are_explained() {
+        let e = effect_size(&[1.0, 2.0], &[0.0, 0.0, 0.0], 1.5);
+        assert_eq!(e.mean_ratio, None);
+        assert_eq!(e.relative_shift, None);
+        assert_eq!(e.cles, 1.0);
+        let note = e.note.unwrap();
+        assert!(
+            note.contains("baseline mean is 0: mean ratio undefined"),
+            "{note}"
+        );
+        assert!(note.contains("baseline median is 0"), "{note}");
+
+        // Mean 0 but median not: only the ratio is missing.
+        let e = effect_size(&[1.0], &[-2.0, 1.0, 1.0], 0.0);
+        assert_eq!(e.mean_ratio, None);
+        assert_eq!(e.relative_shift, Some(0.0));
+        assert_eq!(
+            e.note.as_deref(),
+            Some("baseline mean is 0: mean ratio undefined")
+        );
+    }
+
+    #[test]
+    fn empty_side() {
+        let e = effect_size(&[], &[1.0], 0.0);
+        assert!(e.cles.is_nan());
+        assert_eq!(e.note.as_deref(), Some("canary sample is empty"));
+    }
 }

@@ -23,9 +23,13 @@ pub mod preprocess;
 pub mod score;
 pub mod shift;
 
-pub use classify::{Classification, Direction, MetricOptions, MetricResult, classify};
+pub use classify::{
+    Classification, Direction, MetricOptions, MetricResult, classify, format_number, format_signed,
+};
 pub use compare::{CompareOptions, Comparison, Method, compare, compare_with};
-pub use score::{GroupWeights, Scorecard, Thresholds, Verdict, score};
+pub use effect::{EffectSize, effect_size};
+pub use preprocess::{NanStrategy, Preprocessed};
+pub use score::{GroupScore, GroupWeights, Scorecard, ScoredMetric, Thresholds, Verdict, score};
 
 /// Errors from the statistics. Every variant says which side and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
