@@ -1,0 +1,457 @@
+//! The interval engine: a sans-IO core that plans intervals the way Spinnaker does, judges
+//! each one with `fledge-judges`, and decides.
+//!
+//! **Architecture invariant:** nothing here reads the wall clock, sleeps, or does I/O. Time
+//! comes in with the data (as `i64` milliseconds since the Unix epoch), so offline replay and
+//! a live run drive exactly the same code: the live driver fetches the windows [`Engine::next`]
+//! asks for and hands them to [`Engine::judge_next`].
+//!
+//! # Planning
+//! With `start` the analysis start, `N = floor(lifetime / interval)` intervals are planned.
+//! Interval `i` (1-based) ends at `start + warmup + i·interval`. Its canary window begins at
+//! `start + warmup` (growing window, `lookback = 0`, Spinnaker's default) or at
+//! `max(start + warmup, end − lookback)` (sliding window). The baseline window is the canary
+//! window moved back by `baseline_offset`. Windows are half-open: `[begin, end)`.
+//!
+//! # Deciding
+//! Each interval is scored on its own (group weights, thresholds, critical metrics). The
+//! analysis then:
+//! - aborts as soon as an interval aborts (later intervals are not judged);
+//! - promotes when the last planned interval promotes;
+//! - holds otherwise, including when the data ends before the lifetime does.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fledge_judges::score::{GroupScore, ScoredMetric};
+use fledge_judges::{
+    Classification, GroupWeights, MetricOptions, MetricResult, Scorecard, Side, Thresholds,
+    Verdict, classify,
+};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// What the engine needs to know about one metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSpec {
+    pub name: String,
+    pub group: String,
+    pub options: MetricOptions,
+}
+
+/// What the engine needs to know about an analysis, independent of the config's syntax.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisSpec {
+    pub name: String,
+    pub lifetime: Millis,
+    pub interval: Millis,
+    pub warmup: Millis,
+    pub lookback: Millis,
+    pub baseline_offset: Millis,
+    pub thresholds: Thresholds,
+    pub weights: GroupWeights,
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// One planned interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalPlan {
+    /// 1-based, as Spinnaker numbers its runs.
+    pub index: usize,
+    /// Canary window `[start, end)`.
+    pub start: Millis,
+    pub end: Millis,
+    /// Baseline window `[baseline_start, baseline_end)`: the canary window less the offset.
+    pub baseline_start: Millis,
+    pub baseline_end: Millis,
+}
+
+/// Plans the intervals of `spec` for an analysis starting at `start`.
+pub fn plan(spec: &AnalysisSpec, start: Millis) -> Vec<IntervalPlan> {
+    if spec.interval <= 0 {
+        return Vec::new();
+    }
+    let count = (spec.lifetime / spec.interval).max(0) as usize;
+    let first = start + spec.warmup;
+    (1..=count)
+        .map(|index| {
+            let end = first + index as i64 * spec.interval;
+            let begin = if spec.lookback > 0 { (end - spec.lookback).max(first) } else { first };
+            IntervalPlan {
+                index,
+                start: begin,
+                end,
+                baseline_start: begin - spec.baseline_offset,
+                baseline_end: end - spec.baseline_offset,
+            }
+        })
+        .collect()
+}
+
+/// Time-ordered points of one cohort's series within a window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WindowRef<'a> {
+    pub t: &'a [Millis],
+    pub v: &'a [f64],
+}
+
+/// Where the engine gets its data: a recording, or what a live source fetched.
+pub trait WindowData: Sync {
+    /// The points of `metric` for `side` with timestamps in `[start, end)`, in time order.
+    /// A metric the data does not have gives an empty window.
+    fn window(&self, metric: &str, side: Side, start: Millis, end: Millis) -> WindowRef<'_>;
+}
+
+/// One metric's result in one interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricReport {
+    pub name: String,
+    pub group: String,
+    #[serde(flatten)]
+    pub result: MetricResult,
+}
+
+/// One interval's judgement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalReport {
+    pub index: usize,
+    #[serde(with = "rfc3339")]
+    pub start: Millis,
+    #[serde(with = "rfc3339")]
+    pub end: Millis,
+    #[serde(with = "rfc3339")]
+    pub baseline_start: Millis,
+    #[serde(with = "rfc3339")]
+    pub baseline_end: Millis,
+    pub score: f64,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub groups: Vec<GroupScore>,
+    /// Latest timestamp of data seen in this interval's windows, if any.
+    #[serde(with = "rfc3339_opt")]
+    pub last_data: Option<Millis>,
+    pub metrics: Vec<MetricReport>,
+}
+
+/// The whole analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisReport {
+    pub name: String,
+    pub verdict: Verdict,
+    /// Score of the deciding interval (the last judged one), 0–100.
+    pub score: f64,
+    pub reason: String,
+    /// Timestamp of the data that settled the verdict.
+    #[serde(with = "rfc3339_opt")]
+    pub decided_at: Option<Millis>,
+    #[serde(with = "rfc3339")]
+    pub start: Millis,
+    pub planned_intervals: usize,
+    pub intervals: Vec<IntervalReport>,
+    /// Things a person should know that did not decide the verdict.
+    pub notes: Vec<String>,
+}
+
+/// Where an analysis stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// More intervals are planned.
+    Continue,
+    /// The verdict is settled; no more intervals will be judged.
+    Decided(Verdict),
+}
+
+/// The sans-IO state machine of one analysis.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    spec: Arc<AnalysisSpec>,
+    start: Millis,
+    plan: Vec<IntervalPlan>,
+    judged: Vec<IntervalReport>,
+    decided: Option<Verdict>,
+}
+
+impl Engine {
+    pub fn new(spec: Arc<AnalysisSpec>, start: Millis) -> Engine {
+        let plan = plan(&spec, start);
+        Engine { spec, start, plan, judged: Vec::new(), decided: None }
+    }
+
+    pub fn spec(&self) -> &AnalysisSpec {
+        &self.spec
+    }
+
+    pub fn plan(&self) -> &[IntervalPlan] {
+        &self.plan
+    }
+
+    pub fn judged(&self) -> &[IntervalReport] {
+        &self.judged
+    }
+
+    /// The next interval to judge, or `None` when the verdict is settled or every planned
+    /// interval has been judged. A live driver waits until the clock passes its `end`.
+    pub fn next(&self) -> Option<&IntervalPlan> {
+        if self.decided.is_some() {
+            return None;
+        }
+        self.plan.get(self.judged.len())
+    }
+
+    /// Judges the next interval from `data` and records it.
+    pub fn judge_next(&mut self, data: &dyn WindowData) -> Progress {
+        let Some(plan) = self.next().copied() else {
+            return self.progress();
+        };
+        let report = judge_interval(&self.spec, &plan, data);
+        self.record(report)
+    }
+
+    /// Records an interval judged elsewhere (for example on another thread, or restored
+    /// from storage). Intervals must arrive in order.
+    pub fn record(&mut self, report: IntervalReport) -> Progress {
+        if self.decided.is_some() {
+            return self.progress();
+        }
+        let verdict = report.verdict;
+        self.judged.push(report);
+        if verdict == Verdict::Abort {
+            self.decided = Some(Verdict::Abort);
+        } else if self.judged.len() == self.plan.len() {
+            self.decided = Some(verdict);
+        }
+        self.progress()
+    }
+
+    pub fn progress(&self) -> Progress {
+        match self.decided {
+            Some(v) => Progress::Decided(v),
+            None => Progress::Continue,
+        }
+    }
+
+    /// Closes the analysis. `why_unfinished` explains, when the verdict is not settled, why
+    /// no more intervals will be judged (for example "the recording ends at …").
+    pub fn finish(self, why_unfinished: Option<String>) -> AnalysisReport {
+        let planned = self.plan.len();
+        let mut notes = Vec::new();
+        let last = self.judged.last();
+        let (verdict, reason) = match (self.decided, last) {
+            (_, None) => {
+                let why = why_unfinished.unwrap_or_else(|| "no interval was judged".to_string());
+                (
+                    Verdict::Hold,
+                    if planned == 0 {
+                        "hold: no interval is planned (lifetime shorter than one interval)"
+                            .to_string()
+                    } else {
+                        format!("hold: no interval was judged: {why}")
+                    },
+                )
+            }
+            (Some(Verdict::Abort), Some(last)) => (
+                Verdict::Abort,
+                format!(
+                    "abort at interval {} of {}: {}",
+                    last.index,
+                    planned,
+                    strip_verdict(&last.reason)
+                ),
+            ),
+            (Some(v), Some(last)) => (
+                v,
+                format!(
+                    "{} after the last interval ({} of {}): {}",
+                    verdict_word(v),
+                    last.index,
+                    planned,
+                    strip_verdict(&last.reason)
+                ),
+            ),
+            (None, Some(last)) => {
+                let why = why_unfinished.unwrap_or_else(|| "the analysis was stopped".to_string());
+                notes.push(format!(
+                    "last judged interval {} was {}: {}",
+                    last.index,
+                    verdict_word(last.verdict),
+                    strip_verdict(&last.reason)
+                ));
+                (
+                    Verdict::Hold,
+                    format!(
+                        "hold: only {} of {} intervals were judged: {}",
+                        self.judged.len(),
+                        planned,
+                        why
+                    ),
+                )
+            }
+        };
+        let score = last.map_or(0.0, |l| l.score);
+        let decided_at = match verdict {
+            Verdict::Hold if self.decided.is_none() => last.and_then(|l| l.last_data),
+            _ => last.map(|l| l.last_data.unwrap_or(l.end)),
+        };
+        AnalysisReport {
+            name: self.spec.name.clone(),
+            verdict,
+            score,
+            reason,
+            decided_at,
+            start: self.start,
+            planned_intervals: planned,
+            intervals: self.judged,
+            notes,
+        }
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Promote => "promote",
+        Verdict::Hold => "hold",
+        Verdict::Abort => "abort",
+    }
+}
+
+/// Scorecard reasons start with the verdict word; the analysis reason has its own.
+fn strip_verdict(reason: &str) -> &str {
+    for w in ["promote: ", "hold: ", "abort: "] {
+        if let Some(rest) = reason.strip_prefix(w) {
+            return rest;
+        }
+    }
+    reason
+}
+
+/// Judges one interval: classifies every metric on its windows and scores the interval.
+/// Metrics are classified in parallel on the machine's cores.
+pub fn judge_interval(
+    spec: &AnalysisSpec,
+    plan: &IntervalPlan,
+    data: &dyn WindowData,
+) -> IntervalReport {
+    let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
+        let canary = data.window(&m.name, Side::Canary, plan.start, plan.end);
+        let baseline = data.window(&m.name, Side::Baseline, plan.baseline_start, plan.baseline_end);
+        let result = classify(canary.v, baseline.v, &m.options);
+        let last = canary.t.last().copied();
+        (MetricReport { name: m.name.clone(), group: m.group.clone(), result }, last)
+    };
+    let judged: Vec<(MetricReport, Option<Millis>)> = parallel_map(&spec.metrics, judge_one);
+    let last_data = judged.iter().filter_map(|(_, t)| *t).max();
+    let metrics: Vec<MetricReport> = judged.into_iter().map(|(m, _)| m).collect();
+    let card = score_metrics(spec, &metrics);
+    IntervalReport {
+        index: plan.index,
+        start: plan.start,
+        end: plan.end,
+        baseline_start: plan.baseline_start,
+        baseline_end: plan.baseline_end,
+        score: card.score,
+        verdict: card.verdict,
+        reason: card.reason,
+        groups: card.groups,
+        last_data,
+        metrics,
+    }
+}
+
+fn score_metrics(spec: &AnalysisSpec, metrics: &[MetricReport]) -> Scorecard {
+    let scored: Vec<ScoredMetric> = metrics
+        .iter()
+        .map(|m| ScoredMetric {
+            name: m.name.clone(),
+            group: m.group.clone(),
+            classification: m.result.classification,
+            critical: m.result.critical,
+            reason: m.result.reason.clone(),
+        })
+        .collect();
+    match fledge_judges::score(&scored, &spec.weights, &spec.thresholds) {
+        Ok(card) => card,
+        // The config layer validates groups against weights, so this is a bug or a spec
+        // built by hand; never promote on it.
+        Err(e) => Scorecard {
+            score: 0.0,
+            verdict: Verdict::Hold,
+            reason: format!("hold: scoring failed: {e}"),
+            groups: Vec::new(),
+        },
+    }
+}
+
+/// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if threads <= 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
+}
+
+/// Whether the classification counts as a failure of the metric.
+pub fn is_failure(c: Classification) -> bool {
+    matches!(c, Classification::High | Classification::Low | Classification::NodataFail)
+}
+
+/// RFC 3339 text for a timestamp in milliseconds (UTC, `Z`).
+pub fn format_time(ms: Millis) -> String {
+    match DateTime::<Utc>::from_timestamp_millis(ms) {
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => ms.to_string(),
+    }
+}
+
+/// Parses RFC 3339 text into milliseconds.
+pub fn parse_time(s: &str) -> Option<Millis> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+}
+
+mod rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_time(*ms))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_time(&text).ok_or_else(|| D::Error::custom(format!("not RFC 3339: {text}")))
+    }
+}
+
+mod rfc3339_opt {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => s.serialize_str(&super::format_time(*ms)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::parse_time(&text)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("not RFC 3339: {text}"))),
+            None => Ok(None),
+        }
+    }
+}
