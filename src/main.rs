@@ -1,1 +1,67 @@
-fn main() {}
+//! `fledge`: automated canary analysis from the command line.
+//!
+//! Exit codes, for every command that decides: 0 promote (pass), 3 hold, 4 abort,
+//! 1 error, 2 usage.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+#[derive(Parser)]
+#[command(name = "fledge", version, about = "Automated canary analysis: exact statistics, explained verdicts")]
+#[command(after_help = "Exit codes: 0 promote, 3 hold, 4 abort, 1 error, 2 usage.")]
+struct Cli {
+    /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `fledge_analyzer=debug`.
+    #[arg(long, global = true, env = "FLEDGE_LOG", default_value = "warn")]
+    log: String,
+    /// Write logs as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compare one canary sample with one baseline sample, or every metric of a recording.
+    Judge(cmd::judge::JudgeArgs),
+    /// Run a whole analysis over a recorded CSV, as fast as the machine allows.
+    Replay(cmd::replay::ReplayArgs),
+    /// Validate or convert canary configs.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCmd),
+    /// Write a synthetic recording (seeded) for tests and demos.
+    #[command(hide = true)]
+    Synth(cmd::synth::SynthArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let result = match cli.command {
+        Command::Judge(args) => cmd::judge::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Config(c) => cmd::config::run(c),
+        Command::Synth(args) => cmd::synth::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,113 @@
+//! Offline replay: drives the [`Engine`](crate::engine::Engine) over a recording, as fast as
+//! the machine allows. The engine is the same one a live run uses; only where the windows
+//! come from differs.
+
+use std::sync::Arc;
+
+use fledge_judges::Side;
+
+use crate::engine::{
+    AnalysisReport, AnalysisSpec, Engine, IntervalReport, Millis, Progress, WindowData, WindowRef,
+    format_time,
+};
+use crate::recording::{Recording, Series};
+
+impl WindowData for Recording {
+    fn window(&self, metric: &str, side: Side, start: Millis, end: Millis) -> WindowRef<'_> {
+        match self.metrics.get(metric) {
+            Some(m) => series_window(
+                match side {
+                    Side::Baseline => &m.baseline,
+                    Side::Canary => &m.canary,
+                },
+                start,
+                end,
+            ),
+            None => WindowRef::default(),
+        }
+    }
+}
+
+/// The points of a time-sorted series with `start <= t < end`, without copying.
+pub fn series_window(s: &Series, start: Millis, end: Millis) -> WindowRef<'_> {
+    let lo = s.t.partition_point(|&t| t < start);
+    let hi = lo + s.t[lo..].partition_point(|&t| t < end);
+    WindowRef { t: &s.t[lo..hi], v: &s.v[lo..hi] }
+}
+
+/// The time span a recording covers for the metrics of `spec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Coverage {
+    /// Earliest canary timestamp (the analysis start unless one is given).
+    pub first: Millis,
+    /// Latest timestamp of any point.
+    pub last: Millis,
+    /// Typical spacing of points (the median gap), used to tell whether the last interval
+    /// is fully covered.
+    pub step: Millis,
+}
+
+/// Finds the span of the recording's data for the metrics `spec` names. `None` when the
+/// recording has no point for any of them.
+pub fn coverage(spec: &AnalysisSpec, rec: &Recording) -> Option<Coverage> {
+    let mut first_canary: Option<Millis> = None;
+    let mut first_any: Option<Millis> = None;
+    let mut last: Option<Millis> = None;
+    let mut gaps: Vec<Millis> = Vec::new();
+    for m in &spec.metrics {
+        let Some(series) = rec.metrics.get(&m.name) else { continue };
+        for (side, s) in [(Side::Baseline, &series.baseline), (Side::Canary, &series.canary)] {
+            let (Some(&a), Some(&b)) = (s.t.first(), s.t.last()) else { continue };
+            if side == Side::Canary {
+                first_canary = Some(first_canary.map_or(a, |f| f.min(a)));
+            }
+            first_any = Some(first_any.map_or(a, |f| f.min(a)));
+            last = Some(last.map_or(b, |l| l.max(b)));
+            gaps.extend(s.t.windows(2).take(64).map(|w| w[1] - w[0]).filter(|&g| g > 0));
+        }
+    }
+    let first = first_canary.or(first_any)?;
+    gaps.sort_unstable();
+    let step = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
+    Some(Coverage { first, last: last?, step })
+}
+
+/// Replays `rec` through the engine. `start` overrides the analysis start (default: the
+/// earliest canary point). `on_interval` sees each interval as soon as it is judged.
+pub fn replay(
+    spec: Arc<AnalysisSpec>,
+    rec: &Recording,
+    start: Option<Millis>,
+    mut on_interval: impl FnMut(&IntervalReport),
+) -> AnalysisReport {
+    let coverage = coverage(&spec, rec);
+    let Some(start) = start.or(coverage.map(|c| c.first)) else {
+        let engine = Engine::new(spec, 0);
+        return engine.finish(Some(
+            "the recording has no data for any metric of the config".to_string(),
+        ));
+    };
+    // Data is available up to one step past the last point.
+    let available_until = coverage.map_or(start, |c| c.last + c.step.max(1));
+    let mut engine = Engine::new(spec, start);
+    let mut why_unfinished = None;
+    while let Some(next) = engine.next().copied() {
+        if next.end > available_until {
+            why_unfinished = Some(format!(
+                "the recording ends at {}, before interval {} ends at {}",
+                format_time(coverage.map_or(start, |c| c.last)),
+                next.index,
+                format_time(next.end)
+            ));
+            break;
+        }
+        let progress = engine.judge_next(rec);
+        if let Some(last) = engine.judged().last() {
+            on_interval(last);
+        }
+        if let Progress::Decided(_) = progress {
+            break;
+        }
+    }
+    engine.finish(why_unfinished)
+}

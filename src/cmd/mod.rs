@@ -1,0 +1,27 @@
+//! One module per subcommand. Each exposes clap arguments and a `run` returning the exit code.
+
+use std::process::ExitCode;
+
+use fledge_judges::Verdict;
+
+pub mod config;
+pub mod judge;
+pub mod replay;
+pub mod synth;
+
+/// The exit code of a verdict: 0 promote, 3 hold, 4 abort.
+pub fn verdict_exit(v: Verdict) -> ExitCode {
+    ExitCode::from(match v {
+        Verdict::Promote => 0,
+        Verdict::Hold => 3,
+        Verdict::Abort => 4,
+    })
+}
+
+/// Output formats shared by the commands that report an analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Markdown,
+}
