@@ -25,8 +25,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fledge_judges::score::{GroupScore, ScoredMetric};
 use fledge_judges::{
-    Classification, GroupWeights, MetricOptions, MetricResult, Scorecard, Side, Thresholds,
-    Verdict, classify,
+    Classification, GroupWeights, MetricOptions, MetricResult, Scorecard, Side, Thresholds, Verdict,
 };
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +77,11 @@ pub fn plan(spec: &AnalysisSpec, start: Millis) -> Vec<IntervalPlan> {
     (1..=count)
         .map(|index| {
             let end = first + index as i64 * spec.interval;
-            let begin = if spec.lookback > 0 { (end - spec.lookback).max(first) } else { first };
+            let begin = if spec.lookback > 0 {
+                (end - spec.lookback).max(first)
+            } else {
+                first
+            };
             IntervalPlan {
                 index,
                 start: begin,
@@ -176,7 +179,13 @@ pub struct Engine {
 impl Engine {
     pub fn new(spec: Arc<AnalysisSpec>, start: Millis) -> Engine {
         let plan = plan(&spec, start);
-        Engine { spec, start, plan, judged: Vec::new(), decided: None }
+        Engine {
+            spec,
+            start,
+            plan,
+            judged: Vec::new(),
+            decided: None,
+        }
     }
 
     pub fn spec(&self) -> &AnalysisSpec {
@@ -333,12 +342,18 @@ pub fn judge_interval(
     plan: &IntervalPlan,
     data: &dyn WindowData,
 ) -> IntervalReport {
+    let input = crate::judge::MetricInput { plan, data };
     let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
-        let canary = data.window(&m.name, Side::Canary, plan.start, plan.end);
-        let baseline = data.window(&m.name, Side::Baseline, plan.baseline_start, plan.baseline_end);
-        let result = classify(canary.v, baseline.v, &m.options);
-        let last = canary.t.last().copied();
-        (MetricReport { name: m.name.clone(), group: m.group.clone(), result }, last)
+        let result = crate::judge::judge_metric(m, &input);
+        let last = input.canary(&m.name).t.last().copied();
+        (
+            MetricReport {
+                name: m.name.clone(),
+                group: m.group.clone(),
+                result,
+            },
+            last,
+        )
     };
     let judged: Vec<(MetricReport, Option<Millis>)> = parallel_map(&spec.metrics, judge_one);
     let last_data = judged.iter().filter_map(|(_, t)| *t).max();
@@ -385,7 +400,9 @@ fn score_metrics(spec: &AnalysisSpec, metrics: &[MetricReport]) -> Scorecard {
 
 /// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
     if threads <= 1 {
         return items.iter().map(&f).collect();
     }
@@ -407,7 +424,10 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
 
 /// Whether the classification counts as a failure of the metric.
 pub fn is_failure(c: Classification) -> bool {
-    matches!(c, Classification::High | Classification::Low | Classification::NodataFail)
+    matches!(
+        c,
+        Classification::High | Classification::Low | Classification::NodataFail
+    )
 }
 
 /// RFC 3339 text for a timestamp in milliseconds (UTC, `Z`).
@@ -420,7 +440,9 @@ pub fn format_time(ms: Millis) -> String {
 
 /// Parses RFC 3339 text into milliseconds.
 pub fn parse_time(s: &str) -> Option<Millis> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 mod rfc3339 {

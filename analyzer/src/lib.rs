@@ -2,8 +2,9 @@
 //! `fledge` command line.
 
 pub mod config;
-pub mod recording;
 pub mod engine;
-pub mod synth;
-pub mod report;
+pub mod judge;
+pub mod recording;
 pub mod replay;
+pub mod report;
+pub mod synth;

@@ -444,6 +444,8 @@ fn judge(data: &Mem, m: &MetricSpec, start: Millis, end: Millis) -> MetricResult
                 b.len()
             ),
             preprocessing: none,
+            test: fledge_judges::TestKind::MannWhitney,
+            warnings: Vec::new(),
         };
     }
     let est = median(&c) - median(&b);
@@ -498,6 +500,8 @@ fn judge(data: &Mem, m: &MetricSpec, start: Millis, end: Millis) -> MetricResult
         effect_size: Some(eff),
         reason,
         preprocessing: none,
+        test: fledge_judges::TestKind::MannWhitney,
+        warnings: Vec::new(),
     }
 }
 

@@ -225,6 +225,43 @@ pub struct MetricResult {
     pub reason: String,
     /// What preprocessing removed or replaced, per side: `[canary, baseline]`.
     pub preprocessing: [Preprocessed; 2],
+    /// Which test decided this metric.
+    #[serde(default)]
+    pub test: TestKind,
+    /// Things a reader should know that did not decide the label.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// The kind of test that judged a metric.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum TestKind {
+    /// Mann–Whitney U with the Hodges–Lehmann shift and its confidence interval.
+    #[default]
+    MannWhitney,
+    /// The canary alone against fixed bounds.
+    Threshold,
+    /// Canary against baseline on an aggregate, with a tolerance.
+    Relative,
+    /// Two proportions built from counts (errors / requests).
+    Proportion,
+    /// An anytime-valid sequential test.
+    Sequential,
+}
+
+impl TestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestKind::MannWhitney => "mann-whitney",
+            TestKind::Threshold => "threshold",
+            TestKind::Relative => "relative",
+            TestKind::Proportion => "proportion",
+            TestKind::Sequential => "sequential",
+        }
+    }
 }
 
 /// Classifies one metric by the rules in the module docs. Never panics; bad data and bad
@@ -255,6 +292,8 @@ fn classify_using(
         effect_size: None,
         reason: String::new(),
         preprocessing: [Preprocessed::default(); 2],
+        test: TestKind::MannWhitney,
+        warnings: Vec::new(),
     };
 
     // 1. Options.

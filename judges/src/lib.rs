@@ -24,7 +24,8 @@ pub mod score;
 pub mod shift;
 
 pub use classify::{
-    Classification, Direction, MetricOptions, MetricResult, classify, format_number, format_signed,
+    Classification, Direction, MetricOptions, MetricResult, TestKind, classify, format_number,
+    format_signed,
 };
 pub use compare::{CompareOptions, Comparison, Method, compare, compare_with};
 pub use effect::{EffectSize, effect_size};
@@ -39,7 +40,11 @@ pub enum JudgeError {
     EmptySample { side: Side },
     /// A NaN or infinite value reached a test that needs finite numbers.
     #[error("the {side} sample has a non-finite value ({value}) at position {index}")]
-    NonFinite { side: Side, index: usize, value: f64 },
+    NonFinite {
+        side: Side,
+        index: usize,
+        value: f64,
+    },
     /// The confidence level must lie strictly between 0 and 1.
     #[error("confidence level {0} is not strictly between 0 and 1")]
     InvalidConfidence(f64),
