@@ -1,7 +1,7 @@
 //! One comparison of canary against baseline: Mann–Whitney U and p-value, the exact
 //! Hodges–Lehmann shift and its confidence interval.
 
-use crate::JudgeError;
+use crate::{JudgeError, Side, mann_whitney, shift};
 
 /// How the null distribution of U was computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,7 +28,10 @@ pub struct CompareOptions {
 
 impl Default for CompareOptions {
     fn default() -> Self {
-        CompareOptions { confidence: 0.98, variance_inflation: 1.0 }
+        CompareOptions {
+            confidence: 0.98,
+            variance_inflation: 1.0,
+        }
     }
 }
 
@@ -51,17 +54,130 @@ pub struct Comparison {
 }
 
 /// Compares `canary` with `baseline` at the default options but the given confidence.
-pub fn compare(canary: &[f64], baseline: &[f64], confidence: f64) -> Result<Comparison, JudgeError> {
-    compare_with(canary, baseline, &CompareOptions { confidence, ..CompareOptions::default() })
+pub fn compare(
+    canary: &[f64],
+    baseline: &[f64],
+    confidence: f64,
+) -> Result<Comparison, JudgeError> {
+    compare_with(
+        canary,
+        baseline,
+        &CompareOptions {
+            confidence,
+            ..CompareOptions::default()
+        },
+    )
 }
 
 /// Compares `canary` with `baseline`. Inputs need not be sorted; they must be finite and
 /// non-empty.
+///
+/// Errors, checked in this order: an empty sample ([`JudgeError::EmptySample`], canary
+/// first), a NaN or infinite value ([`JudgeError::NonFinite`], with its side and position),
+/// a confidence level outside (0, 1) ([`JudgeError::InvalidConfidence`]), a
+/// `variance_inflation` that is not finite or is below 1 ([`JudgeError::InvalidOption`]).
+///
+/// The method is [`Method::Exact`] when both samples have fewer than 50 values, the pooled
+/// sample has no ties and `variance_inflation` is 1 (R's rule before R 4.6); otherwise
+/// [`Method::Normal`]. See [`crate::mann_whitney`] and [`crate::shift`] for the formulas.
 pub fn compare_with(
     canary: &[f64],
     baseline: &[f64],
     options: &CompareOptions,
 ) -> Result<Comparison, JudgeError> {
-    let _ = (canary, baseline, options);
-    todo!("implemented with mann_whitney and shift")
+    for (sample, side) in [(canary, Side::Canary), (baseline, Side::Baseline)] {
+        if sample.is_empty() {
+            return Err(JudgeError::EmptySample { side });
+        }
+    }
+    for (sample, side) in [(canary, Side::Canary), (baseline, Side::Baseline)] {
+        if let Some((index, &value)) = sample.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(JudgeError::NonFinite { side, index, value });
+        }
+    }
+    validate_options(options)?;
+    let x = sorted_copy(canary);
+    let y = sorted_copy(baseline);
+    Ok(compare_sorted(&x, &y, options))
+}
+
+/// Checks `options` as [`compare_with`] does.
+pub fn validate_options(options: &CompareOptions) -> Result<(), JudgeError> {
+    let c = options.confidence;
+    if !(c > 0.0 && c < 1.0) {
+        return Err(JudgeError::InvalidConfidence(c));
+    }
+    let f = options.variance_inflation;
+    if !f.is_finite() || f < 1.0 {
+        return Err(JudgeError::InvalidOption {
+            name: "variance_inflation",
+            reason: format!("must be a finite number of at least 1, got {f}"),
+        });
+    }
+    Ok(())
+}
+
+/// A copy of `sample` sorted ascending by [`f64::total_cmp`] (bit for bit the same result),
+/// sorted as integers: each value is mapped to a u64 whose order is the total order.
+pub fn sorted_copy(sample: &[f64]) -> Vec<f64> {
+    let mut keys: Vec<u64> = sample
+        .iter()
+        .map(|v| {
+            let b = v.to_bits();
+            if b >> 63 == 1 { !b } else { b | (1 << 63) }
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|k| {
+            if k >> 63 == 1 {
+                f64::from_bits(k & !(1 << 63))
+            } else {
+                f64::from_bits(!k)
+            }
+        })
+        .collect()
+}
+
+/// [`compare_with`] for samples that are already sorted ascending, non-empty and finite, with
+/// valid options (unchecked: see [`validate_options`] and [`sorted_copy`]).
+///
+/// # Panics
+/// If a sample is empty.
+pub fn compare_sorted(x_sorted: &[f64], y_sorted: &[f64], options: &CompareOptions) -> Comparison {
+    let (n, m) = (x_sorted.len(), y_sorted.len());
+    let summary = mann_whitney::rank_summary(x_sorted, y_sorted);
+    let exact_dist = if n < 50 && m < 50 && !summary.has_ties && options.variance_inflation == 1.0 {
+        mann_whitney::NullDistribution::new(n, m)
+    } else {
+        None
+    };
+    let (method, p_value, shift) = match &exact_dist {
+        Some(dist) => (
+            Method::Exact,
+            dist.two_sided_p(summary.u_twice as u64 / 2),
+            shift::shift_exact(x_sorted, y_sorted, dist, options.confidence),
+        ),
+        None => (
+            Method::Normal,
+            mann_whitney::normal_p_value(&summary, options.variance_inflation),
+            shift::shift_normal(
+                x_sorted,
+                y_sorted,
+                summary.within_ties,
+                options.confidence,
+                options.variance_inflation,
+            ),
+        ),
+    };
+    Comparison {
+        method,
+        n_canary: n,
+        n_baseline: m,
+        u: summary.u(),
+        p_value,
+        estimate: shift.estimate,
+        ci: shift.ci,
+        confidence: options.confidence,
+    }
 }

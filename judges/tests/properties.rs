@@ -1,0 +1,193 @@
+//! Property tests of the comparison and of the selection over pairwise differences.
+//!
+//! Symmetry, translation and power-of-two scaling are checked on integer-valued (or dyadic)
+//! data, where every difference is computed exactly, so the properties hold bit for bit;
+//! general scale factors are checked with a tolerance.
+
+use fledge_judges::compare::{compare_with, sorted_copy};
+use fledge_judges::shift::{count_le, select_ranks};
+use fledge_judges::{CompareOptions, Comparison, compare};
+use proptest::prelude::*;
+
+/// Integer-valued samples; a narrow range gives many ties, a wide one few.
+fn int_sample(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        prop::collection::vec(-5i32..=5, 1..max_len),
+        prop::collection::vec(-100_000i32..=100_000, 1..max_len),
+    ]
+    .prop_map(|v| v.into_iter().map(f64::from).collect())
+}
+
+fn float_sample(max_len: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(-1e6f64..1e6, 1..max_len)
+}
+
+fn confidence() -> impl Strategy<Value = f64> {
+    prop_oneof![Just(0.9), Just(0.95), Just(0.98), Just(0.99), 0.5f64..0.999]
+}
+
+fn inflation() -> impl Strategy<Value = f64> {
+    prop_oneof![3 => Just(1.0), 1 => 1.0f64..4.0]
+}
+
+fn run(x: &[f64], y: &[f64], confidence: f64, variance_inflation: f64) -> Comparison {
+    compare_with(
+        x,
+        y,
+        &CompareOptions {
+            confidence,
+            variance_inflation,
+        },
+    )
+    .unwrap()
+}
+
+fn brute_sorted_diffs(x: &[f64], y: &[f64]) -> Vec<f64> {
+    let mut d: Vec<f64> = x
+        .iter()
+        .flat_map(|&a| y.iter().map(move |&b| a - b))
+        .collect();
+    d.sort_unstable_by(f64::total_cmp);
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn swapping_samples_mirrors_the_result(
+        x in int_sample(80), y in int_sample(80), c in confidence(), f in inflation()
+    ) {
+        let a = run(&x, &y, c, f);
+        let b = run(&y, &x, c, f);
+        prop_assert_eq!(a.method, b.method);
+        prop_assert_eq!(b.estimate, -a.estimate);
+        prop_assert_eq!(b.ci, [-a.ci[1], -a.ci[0]]);
+        prop_assert_eq!(a.u + b.u, (x.len() * y.len()) as f64);
+        prop_assert!((a.p_value - b.p_value).abs() <= 1e-12 * a.p_value.max(1e-300));
+    }
+
+    #[test]
+    fn swapping_float_samples_negates_the_estimate(x in float_sample(120), y in float_sample(120)) {
+        let a = compare(&x, &y, 0.95).unwrap();
+        let b = compare(&y, &x, 0.95).unwrap();
+        prop_assert_eq!(b.estimate, -a.estimate);
+    }
+
+    #[test]
+    fn shifting_the_canary_shifts_estimate_and_interval(
+        x in int_sample(80), y in int_sample(80), shift in -1000i32..=1000, c in confidence(),
+        f in inflation()
+    ) {
+        let shift = f64::from(shift);
+        let a = run(&x, &y, c, f);
+        let xs: Vec<f64> = x.iter().map(|v| v + shift).collect();
+        let b = run(&xs, &y, c, f);
+        prop_assert_eq!(b.estimate, a.estimate + shift);
+        // Shifting can create or remove ties between the samples, which switches between
+        // the exact and the normal method; within one method the interval moves with it.
+        if a.method == b.method {
+            prop_assert_eq!(b.ci, [a.ci[0] + shift, a.ci[1] + shift]);
+        }
+    }
+
+    #[test]
+    fn power_of_two_scaling_scales_exactly(
+        x in int_sample(80), y in int_sample(80), e in -20i32..=20, c in confidence()
+    ) {
+        let s = 2f64.powi(e);
+        let a = compare(&x, &y, c).unwrap();
+        let xs: Vec<f64> = x.iter().map(|v| v * s).collect();
+        let ys: Vec<f64> = y.iter().map(|v| v * s).collect();
+        let b = compare(&xs, &ys, c).unwrap();
+        prop_assert_eq!(b.estimate, a.estimate * s);
+        prop_assert_eq!(b.ci, [a.ci[0] * s, a.ci[1] * s]);
+        prop_assert_eq!(a.u, b.u);
+        prop_assert_eq!(a.p_value, b.p_value);
+    }
+
+    #[test]
+    fn positive_scaling_scales_the_estimate(
+        x in float_sample(100), y in float_sample(100), s in 1e-3f64..1e3
+    ) {
+        let a = compare(&x, &y, 0.95).unwrap();
+        let xs: Vec<f64> = x.iter().map(|v| v * s).collect();
+        let ys: Vec<f64> = y.iter().map(|v| v * s).collect();
+        let b = compare(&xs, &ys, 0.95).unwrap();
+        // Order statistics are 1-Lipschitz, so only rounding separates them.
+        let tol = 1e-12 * s * 4e6;
+        prop_assert!((b.estimate - a.estimate * s).abs() <= tol, "{} vs {}", b.estimate, a.estimate * s);
+    }
+
+    #[test]
+    fn p_value_in_unit_interval_and_interval_holds_the_estimate(
+        x in prop_oneof![int_sample(120), float_sample(120)],
+        y in prop_oneof![int_sample(120), float_sample(120)],
+        c in confidence(), f in inflation()
+    ) {
+        let r = run(&x, &y, c, f);
+        prop_assert!((0.0..=1.0).contains(&r.p_value), "{}", r.p_value);
+        prop_assert!(r.ci[0] <= r.estimate && r.estimate <= r.ci[1], "{:?} {}", r.ci, r.estimate);
+        let (lo, hi) = (x.iter().cloned().fold(f64::INFINITY, f64::min), x.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        let (ylo, yhi) = (y.iter().cloned().fold(f64::INFINITY, f64::min), y.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        prop_assert!(r.ci[0] >= lo - yhi && r.ci[1] <= hi - ylo);
+        prop_assert!(r.u >= 0.0 && r.u <= (x.len() * y.len()) as f64);
+    }
+
+    #[test]
+    fn input_order_does_not_matter(x in float_sample(60), y in int_sample(60), c in confidence()) {
+        let a = compare(&x, &y, c).unwrap();
+        let xr: Vec<f64> = x.iter().rev().copied().collect();
+        let yr: Vec<f64> = y.iter().rev().copied().collect();
+        let b = compare(&xr, &yr, c).unwrap();
+        prop_assert_eq!(a, b);
+    }
+
+    #[test]
+    fn selection_matches_brute_force_small(
+        x in prop_oneof![int_sample(40), float_sample(40)],
+        y in prop_oneof![int_sample(40), float_sample(40)],
+        picks in prop::collection::vec(0.0f64..1.0, 1..8)
+    ) {
+        let (xs, ys) = (sorted_copy(&x), sorted_copy(&y));
+        let d = brute_sorted_diffs(&xs, &ys);
+        let ranks: Vec<u128> = picks.iter().map(|p| 1 + (p * d.len() as f64) as u128 % d.len() as u128).collect();
+        let got = select_ranks(&xs, &ys, &ranks);
+        for (k, g) in ranks.iter().zip(&got) {
+            prop_assert_eq!(*g, d[(*k - 1) as usize], "rank {}", k);
+        }
+        let t = d[d.len() / 2];
+        prop_assert_eq!(count_le(&xs, &ys, t), d.iter().filter(|&&v| v <= t).count() as u128);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Sizes above the enumeration limit (n·m > 4096), so the sampling rounds run.
+    #[test]
+    fn selection_matches_brute_force_large(
+        x in prop_oneof![
+            prop::collection::vec(-3i32..=3, 70..200).prop_map(|v| v.into_iter().map(f64::from).collect::<Vec<f64>>()),
+            prop::collection::vec(-1e3f64..1e3, 70..200),
+            prop::collection::vec(prop_oneof![Just(0.0), Just(1.0), -1e9f64..1e9], 70..200),
+        ],
+        y in prop_oneof![
+            prop::collection::vec(-3i32..=3, 70..200).prop_map(|v| v.into_iter().map(f64::from).collect::<Vec<f64>>()),
+            prop::collection::vec(-1e3f64..1e3, 70..200),
+            prop::collection::vec(prop_oneof![Just(0.0), Just(-0.0), 0.0f64..1e-300], 70..200),
+        ],
+        picks in prop::collection::vec(0.0f64..1.0, 1..8)
+    ) {
+        let (xs, ys) = (sorted_copy(&x), sorted_copy(&y));
+        let d = brute_sorted_diffs(&xs, &ys);
+        let total = d.len() as u128;
+        let mut ranks: Vec<u128> = picks.iter().map(|p| 1 + (p * d.len() as f64) as u128 % total).collect();
+        ranks.extend([1, total, total / 2, total / 2 + 1]);
+        let got = select_ranks(&xs, &ys, &ranks);
+        for (k, g) in ranks.iter().zip(&got) {
+            // Numerically equal (−0.0 and +0.0 are the same difference).
+            prop_assert!(*g == d[(*k - 1) as usize], "rank {}: {} vs {}", k, g, d[(*k - 1) as usize]);
+        }
+    }
+}
