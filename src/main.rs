@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "fledge", version, about = "Automated canary analysis: exact statistics, explained verdicts")]
+#[command(
+    name = "fledge",
+    version,
+    about = "Automated canary analysis: exact statistics, explained verdicts"
+)]
 #[command(after_help = "Exit codes: 0 promote, 3 hold, 4 abort, 1 error, 2 usage.")]
 struct Cli {
     /// Log filter (tracing's EnvFilter syntax), e.g. `info` or `fledge_analyzer=debug`.
@@ -29,12 +33,21 @@ enum Command {
     Judge(cmd::judge::JudgeArgs),
     /// Run a whole analysis over a recorded CSV, as fast as the machine allows.
     Replay(cmd::replay::ReplayArgs),
+    /// Analyse a running canary against the config's metric source (a pipeline gate), in real
+    /// time or over a past span.
+    Analyze(cmd::analyze::AnalyzeArgs),
+    /// Save what the config's queries return over a span as a recording for `fledge replay`.
+    Record(cmd::record::RecordArgs),
     /// Validate or convert canary configs.
     #[command(subcommand)]
     Config(cmd::config::ConfigCmd),
     /// Write a synthetic recording (seeded) for tests and demos.
     #[command(hide = true)]
     Synth(cmd::synth::SynthArgs),
+    /// Serve a demo HTTP service with a configurable latency and error rate and Prometheus
+    /// metrics, to try fledge on one machine.
+    #[command(hide = true)]
+    Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +56,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Judge(args) => cmd::judge::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Record(args) => cmd::record::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Synth(args) => cmd::synth::run(args),
     };
@@ -58,7 +74,9 @@ fn main() -> ExitCode {
 fn init_logging(filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {

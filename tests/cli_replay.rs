@@ -96,7 +96,14 @@ fn healthy_canary_promotes() {
     assert_eq!(v["intervals"].as_array().unwrap().len(), 6);
     assert_eq!(v["score"], 100.0);
     for i in v["intervals"].as_array().unwrap() {
-        assert_eq!(i["verdict"], "promote");
+        // With `independence: auto` (the default) an early interval may hold instead: in the
+        // first 10 minutes the slow shared load makes `cpu` worth fewer than min_samples
+        // independent values (see docs/autocorr.md). Never an abort.
+        let evidence = i["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("hold: too little independent evidence");
+        assert!(i["verdict"] == "promote" || evidence, "{i:#}");
     }
     // The last interval ends at 01:00, one step after the last point (00:59:50).
     assert_eq!(v["decided_at"], "2026-01-01T00:59:50Z");

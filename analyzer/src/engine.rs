@@ -19,6 +19,26 @@
 //! - aborts as soon as an interval aborts (later intervals are not judged);
 //! - promotes when the last planned interval promotes;
 //! - holds otherwise, including when the data ends before the lifetime does.
+//!
+//! # Sequential metrics
+//! A metric with `test: sequential` ([`MetricTest::Sequential`]) reads every point from
+//! `start + warmup` to the end of the window, whatever the lookback, and its anytime-valid
+//! test is evaluated after every data point ([`fledge_judges::sequential`]); re-walking the
+//! growing window each interval gives exactly what a point-by-point run has at that time.
+//! Its false-alarm budget is `1 − confidence` split equally across the sequential metrics
+//! (Bonferroni), so all of them together falsely cross with probability at most
+//! `1 − confidence` however often they are looked at.
+//! - **Abort at the crossing.** When a sequential metric crosses at a data time stamp `τ`
+//!   inside an interval, the interval is judged as if it ended there (every metric on the
+//!   data up to and including `τ`); if that aborts, the interval stops at `τ`: its report
+//!   keeps its planned window and carries `decided_at = τ`, and so does the analysis.
+//!   Otherwise (a non-critical crossing the score absorbs) the interval runs to its end.
+//! - **Early promotion.** When *every* metric is sequential and settled (its confidence
+//!   sequence rules out a harmful effect larger than the allowed one) at `τ`, the interval
+//!   promotes at `τ` and the analysis promotes before its planned lifetime. With any
+//!   fixed-horizon metric, promotion waits for the lifetime.
+//! - **Live drivers** call [`Engine::watch`] as often as they like between interval ends; it
+//!   records the interval as soon as one of the above has happened in the data so far.
 
 use std::sync::Arc;
 
@@ -38,6 +58,58 @@ pub struct MetricSpec {
     pub name: String,
     pub group: String,
     pub options: MetricOptions,
+    /// Which test judges it, and what that test needs beyond `options`.
+    pub test: MetricTest,
+}
+
+impl MetricSpec {
+    /// The series the metric's test reads: its own name, or a proportion's numerator and
+    /// denominator.
+    pub fn series(&self) -> Vec<&str> {
+        match &self.test {
+            MetricTest::Proportion {
+                numerator,
+                denominator,
+            } => vec![numerator.as_str(), denominator.as_str()],
+            _ => vec![self.name.as_str()],
+        }
+    }
+}
+
+/// How a metric is judged (`test:` in the config).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum MetricTest {
+    /// Mann–Whitney with the Hodges–Lehmann shift: [`fledge_judges::classify()`].
+    #[default]
+    MannWhitney,
+    /// The canary alone against fixed bounds: [`fledge_judges::checks::threshold`].
+    Threshold(fledge_judges::ThresholdOptions),
+    /// Canary against baseline on an aggregate: [`fledge_judges::checks::relative`].
+    Relative(fledge_judges::RelativeOptions),
+    /// Two rates from counts, summed over the window from two series:
+    /// [`fledge_judges::classify_proportion`].
+    Proportion {
+        numerator: String,
+        denominator: String,
+    },
+    /// An anytime-valid sequential test, updated at every data point since the end of the
+    /// warmup: [`fledge_judges::judge_sequential`]. See "Sequential metrics" in the module
+    /// docs.
+    Sequential(fledge_judges::SequentialOptions),
+}
+
+impl MetricTest {
+    /// The kind every result reports.
+    pub fn kind(&self) -> fledge_judges::TestKind {
+        use fledge_judges::TestKind;
+        match self {
+            MetricTest::MannWhitney => TestKind::MannWhitney,
+            MetricTest::Threshold(_) => TestKind::Threshold,
+            MetricTest::Relative(_) => TestKind::Relative,
+            MetricTest::Proportion { .. } => TestKind::Proportion,
+            MetricTest::Sequential(_) => TestKind::Sequential,
+        }
+    }
 }
 
 /// What the engine needs to know about an analysis, independent of the config's syntax.
@@ -105,6 +177,14 @@ pub trait WindowData: Sync {
     /// The points of `metric` for `side` with timestamps in `[start, end)`, in time order.
     /// A metric the data does not have gives an empty window.
     fn window(&self, metric: &str, side: Side, start: Millis, end: Millis) -> WindowRef<'_>;
+
+    /// Why the data for `metric` could not be had (a live source's failed query, for
+    /// example), or `None`. A metric with a problem is judged `error` with this message,
+    /// never `pass`, whatever its windows hold.
+    fn problem(&self, metric: &str) -> Option<String> {
+        let _ = metric;
+        None
+    }
 }
 
 /// One metric's result in one interval.
@@ -135,6 +215,11 @@ pub struct IntervalReport {
     /// Latest timestamp of data seen in this interval's windows, if any.
     #[serde(with = "rfc3339_opt")]
     pub last_data: Option<Millis>,
+    /// Set when the interval stopped before its planned end: the time stamp of the data
+    /// point at which a sequential metric's evidence crossed (abort) or every metric became
+    /// settled (promote). Every metric was judged on the data up to and including it.
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Millis>,
     pub metrics: Vec<MetricReport>,
 }
 
@@ -218,6 +303,38 @@ impl Engine {
         self.record(report)
     }
 
+    /// For a live driver between interval ends: judges the next interval on the data before
+    /// `until` and records it when a sequential metric has already decided it (an abort at
+    /// a crossing, or an early promotion when every metric is settled; see the module
+    /// docs). Records nothing and returns `Continue` otherwise, so the driver calls
+    /// [`Engine::judge_next`] at the interval's end as usual. Without sequential metrics
+    /// this does nothing.
+    pub fn watch(&mut self, data: &dyn WindowData, until: Millis) -> Progress {
+        let Some(plan) = self.next().copied() else {
+            return self.progress();
+        };
+        let sequential = self
+            .spec
+            .metrics
+            .iter()
+            .any(|m| matches!(m.test, MetricTest::Sequential(_)));
+        if !sequential {
+            return self.progress();
+        }
+        let until = until.min(plan.end);
+        let cut = IntervalPlan {
+            end: until,
+            baseline_end: until - (plan.start - plan.baseline_start),
+            ..plan
+        };
+        let origin = sequential_origin(&self.spec, &plan);
+        let judged = judge_window(&self.spec, &cut, origin, data);
+        match early_stop(&self.spec, &plan, origin, data, &judged, until) {
+            Some(report) => self.record(report),
+            None => self.progress(),
+        }
+    }
+
     /// Records an interval judged elsewhere (for example on another thread, or restored
     /// from storage). Intervals must arrive in order.
     pub fn record(&mut self, report: IntervalReport) -> Progress {
@@ -225,9 +342,13 @@ impl Engine {
             return self.progress();
         }
         let verdict = report.verdict;
+        let early = report.decided_at.is_some();
         self.judged.push(report);
         if verdict == Verdict::Abort {
             self.decided = Some(Verdict::Abort);
+        } else if early && verdict == Verdict::Promote {
+            // Every metric is sequential and settled: promote before the planned lifetime.
+            self.decided = Some(Verdict::Promote);
         } else if self.judged.len() == self.plan.len() {
             self.decided = Some(verdict);
         }
@@ -262,8 +383,28 @@ impl Engine {
             }
             (Some(Verdict::Abort), Some(last)) => (
                 Verdict::Abort,
+                match last.decided_at {
+                    Some(at) => format!(
+                        "abort at {} (interval {} of {}, before its end): {}",
+                        format_time(at),
+                        last.index,
+                        planned,
+                        strip_verdict(&last.reason)
+                    ),
+                    None => format!(
+                        "abort at interval {} of {}: {}",
+                        last.index,
+                        planned,
+                        strip_verdict(&last.reason)
+                    ),
+                },
+            ),
+            (Some(Verdict::Promote), Some(last)) if last.decided_at.is_some() => (
+                Verdict::Promote,
                 format!(
-                    "abort at interval {} of {}: {}",
+                    "promote at {} (interval {} of {}, before the planned lifetime): every \
+                     metric is settled: {}",
+                    format_time(last.decided_at.unwrap_or(last.end)),
                     last.index,
                     planned,
                     strip_verdict(&last.reason)
@@ -301,7 +442,7 @@ impl Engine {
         let score = last.map_or(0.0, |l| l.score);
         let decided_at = match verdict {
             Verdict::Hold if self.decided.is_none() => last.and_then(|l| l.last_data),
-            _ => last.map(|l| l.last_data.unwrap_or(l.end)),
+            _ => last.map(|l| l.decided_at.or(l.last_data).unwrap_or(l.end)),
         };
         AnalysisReport {
             name: self.spec.name.clone(),
@@ -337,15 +478,108 @@ fn strip_verdict(reason: &str) -> &str {
 
 /// Judges one interval: classifies every metric on its windows and scores the interval.
 /// Metrics are classified in parallel on the machine's cores.
+///
+/// With sequential metrics the interval may stop before its end (module docs, "Sequential
+/// metrics"); its report then carries `decided_at`.
 pub fn judge_interval(
     spec: &AnalysisSpec,
     plan: &IntervalPlan,
     data: &dyn WindowData,
 ) -> IntervalReport {
-    let input = crate::judge::MetricInput { plan, data };
+    let origin = sequential_origin(spec, plan);
+    let full = judge_window(spec, plan, origin, data);
+    early_stop(spec, plan, origin, data, &full, plan.end).unwrap_or(full)
+}
+
+/// Where sequential metrics start reading (the end of the warmup, on the canary's clock):
+/// interval `i` ends `i` intervals after it.
+fn sequential_origin(spec: &AnalysisSpec, plan: &IntervalPlan) -> Millis {
+    plan.end - plan.index as i64 * spec.interval
+}
+
+/// The interval as a point-by-point run would have stopped it, if it stopped before
+/// `until`: the first data time stamp `τ` in `[plan.end − interval, until)` at which a
+/// sequential metric crossed and the interval, judged on the data up to and including `τ`,
+/// aborts; or at which every metric (all sequential) is settled and it promotes. `judged` is
+/// the interval judged on the data before `until`, which gives every sequential metric's
+/// crossing and settling times (they do not depend on later data).
+fn early_stop(
+    spec: &AnalysisSpec,
+    plan: &IntervalPlan,
+    origin: Millis,
+    data: &dyn WindowData,
+    judged: &IntervalReport,
+    until: Millis,
+) -> Option<IntervalReport> {
+    let from = plan.end - spec.interval;
+    let details: Vec<Option<&fledge_judges::SequentialDetail>> = judged
+        .metrics
+        .iter()
+        .map(|m| m.result.sequential.as_ref())
+        .collect();
+    let in_range = |t: &Millis| from <= *t && *t < until;
+    let mut candidates: Vec<(Millis, Verdict)> = details
+        .iter()
+        .flatten()
+        .filter_map(|d| d.crossed_at)
+        .filter(in_range)
+        .map(|t| (t, Verdict::Abort))
+        .collect();
+    let all_settled: Option<Vec<Millis>> = details
+        .iter()
+        .map(|d| d.and_then(|d| d.settled_at))
+        .collect();
+    if let Some(t) = all_settled
+        .and_then(|ts| ts.into_iter().max())
+        .filter(in_range)
+    {
+        candidates.push((t, Verdict::Promote));
+    }
+    candidates.sort_by_key(|c| c.0);
+    let offset = plan.start - plan.baseline_start;
+    for (t, stops_on) in candidates {
+        let cut = IntervalPlan {
+            end: t + 1,
+            baseline_end: t + 1 - offset,
+            ..*plan
+        };
+        let mut report = judge_window(spec, &cut, origin, data);
+        if report.verdict == stops_on {
+            report.end = plan.end;
+            report.baseline_end = plan.baseline_end;
+            report.decided_at = Some(t);
+            return Some(report);
+        }
+    }
+    None
+}
+
+/// Judges every metric on the windows of `plan` (sequential metrics from `origin`) and
+/// scores them.
+fn judge_window(
+    spec: &AnalysisSpec,
+    plan: &IntervalPlan,
+    origin: Millis,
+    data: &dyn WindowData,
+) -> IntervalReport {
+    let sequential_family = spec
+        .metrics
+        .iter()
+        .filter(|m| matches!(m.test, MetricTest::Sequential(_)))
+        .count();
+    let input = crate::judge::MetricInput {
+        plan,
+        data,
+        origin,
+        sequential_family,
+    };
     let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
         let result = crate::judge::judge_metric(m, &input);
-        let last = input.canary(&m.name).t.last().copied();
+        let last = m
+            .series()
+            .into_iter()
+            .filter_map(|s| input.canary(s).t.last().copied())
+            .max();
         (
             MetricReport {
                 name: m.name.clone(),
@@ -370,6 +604,7 @@ pub fn judge_interval(
         reason: card.reason,
         groups: card.groups,
         last_data,
+        decided_at: None,
         metrics,
     }
 }
@@ -385,7 +620,18 @@ fn score_metrics(spec: &AnalysisSpec, metrics: &[MetricReport]) -> Scorecard {
             reason: m.result.reason.clone(),
         })
         .collect();
-    match fledge_judges::score(&scored, &spec.weights, &spec.thresholds) {
+    // A metric without enough independent evidence (autocorrelated data, see
+    // fledge_judges::series) caps the interval at hold and never aborts it by itself.
+    let lacking: Vec<bool> = metrics
+        .iter()
+        .map(|m| fledge_judges::series::lacks_evidence(&m.result))
+        .collect();
+    match fledge_judges::series::score_with_evidence(
+        &scored,
+        &lacking,
+        &spec.weights,
+        &spec.thresholds,
+    ) {
         Ok(card) => card,
         // The config layer validates groups against weights, so this is a bug or a spec
         // built by hand; never promote on it.

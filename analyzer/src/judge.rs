@@ -7,9 +7,14 @@
 //! `MetricResult` every output shows. Each test kind is one branch here; the statistics
 //! themselves stay in the judges crate.
 
-use fledge_judges::{MetricResult, Side, classify};
+use fledge_judges::{
+    CountNames, Counts, MetricResult, Series, Side, checks, classify, classify_proportion,
+    classify_series,
+};
 
-use crate::engine::{IntervalPlan, MetricSpec, WindowData, WindowRef};
+use crate::engine::{
+    IntervalPlan, MetricSpec, MetricTest, Millis, WindowData, WindowRef, format_time,
+};
 
 /// What a metric's judgement may look at.
 #[derive(Clone, Copy)]
@@ -18,6 +23,12 @@ pub struct MetricInput<'a> {
     /// `[baseline_start, baseline_end)`.
     pub plan: &'a IntervalPlan,
     pub data: &'a dyn WindowData,
+    /// Where sequential metrics start reading, on the canary's clock: the end of the warmup.
+    /// They accumulate from there whatever the `lookback`.
+    pub origin: Millis,
+    /// How many sequential metrics the analysis has; each gets 1/this of the false-alarm
+    /// budget (Bonferroni).
+    pub sequential_family: usize,
 }
 
 impl<'a> MetricInput<'a> {
@@ -38,9 +49,125 @@ impl<'a> MetricInput<'a> {
     }
 }
 
-/// Judges one metric in one interval.
+/// Judges one metric in one interval, with the test its spec names.
 pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult {
-    let canary = input.canary(&spec.name);
-    let baseline = input.baseline(&spec.name);
-    classify(canary.v, baseline.v, &spec.options)
+    if let Some(message) = input.data.problem(&spec.name) {
+        return error_result(spec, &message);
+    }
+    for series in spec.series() {
+        if let Some(message) = input.data.problem(series).filter(|_| series != spec.name) {
+            return error_result(spec, &message);
+        }
+    }
+    match &spec.test {
+        MetricTest::MannWhitney => {
+            // `independence` (assume, auto, paired) decides how the time stamps are used.
+            let canary = input.canary(&spec.name);
+            let baseline = input.baseline(&spec.name);
+            classify_series(
+                Series {
+                    t: canary.t,
+                    v: canary.v,
+                },
+                Series {
+                    t: baseline.t,
+                    v: baseline.v,
+                },
+                input.plan.start - input.plan.baseline_start,
+                &spec.options,
+            )
+        }
+        MetricTest::Threshold(check) => {
+            checks::threshold(input.canary(&spec.name).v, check, &spec.options)
+        }
+        MetricTest::Relative(check) => checks::relative(
+            input.canary(&spec.name).v,
+            input.baseline(&spec.name).v,
+            check,
+            &spec.options,
+        ),
+        MetricTest::Proportion {
+            numerator,
+            denominator,
+        } => {
+            // Per-step counts, summed over each window by the test.
+            classify_proportion(
+                Counts {
+                    numerator: input.canary(numerator).v,
+                    denominator: input.canary(denominator).v,
+                },
+                Counts {
+                    numerator: input.baseline(numerator).v,
+                    denominator: input.baseline(denominator).v,
+                },
+                CountNames {
+                    numerator,
+                    denominator,
+                },
+                &spec.options,
+            )
+        }
+        MetricTest::Sequential(seq) => sequential(spec, seq, input),
+    }
+}
+
+/// A sequential metric: every point from the end of the warmup to the end of the window,
+/// the baseline's moved onto the canary's clock (by the baseline offset), walked in time
+/// order by [`fledge_judges::judge_sequential`]. The reason gets the crossing's or the
+/// settling's time stamp.
+fn sequential(
+    spec: &MetricSpec,
+    seq: &fledge_judges::SequentialOptions,
+    input: &MetricInput<'_>,
+) -> MetricResult {
+    let plan = input.plan;
+    let offset = plan.start - plan.baseline_start;
+    let canary = input
+        .data
+        .window(&spec.name, Side::Canary, input.origin, plan.end);
+    let baseline = input.data.window(
+        &spec.name,
+        Side::Baseline,
+        input.origin - offset,
+        plan.baseline_end,
+    );
+    let baseline_t: Vec<Millis> = baseline.t.iter().map(|t| t + offset).collect();
+    let mut seq = seq.clone();
+    seq.family_size = input.sequential_family.max(1);
+    let mut result = fledge_judges::judge_sequential(
+        canary.t,
+        canary.v,
+        &baseline_t,
+        baseline.v,
+        &spec.options,
+        &seq,
+    );
+    if let Some(d) = result.sequential.as_ref() {
+        if let Some(t) = d.crossed_at {
+            result.reason = result.reason.replacen(
+                "(crossed at step",
+                &format!("(crossed at {}, step", format_time(t)),
+                1,
+            );
+        } else if let Some(t) = d.settled_at {
+            result.reason = result.reason.replacen(
+                "pass (settled):",
+                &format!("pass (settled at {}):", format_time(t)),
+                1,
+            );
+        }
+    }
+    result
+}
+
+/// The `error` result of a metric whose data could not be had: no test ran, the reason is
+/// `error: <message>`. Never `pass`, so the interval is capped at hold.
+pub fn error_result(spec: &MetricSpec, message: &str) -> MetricResult {
+    // `classify` on nothing fills every field with its "no test ran" value; only the label
+    // and the reason change.
+    let mut result = classify(&[], &[], &spec.options);
+    result.test = spec.test.kind();
+    result.classification = fledge_judges::Classification::Error;
+    result.reason = format!("error: {message}");
+    result
 }

@@ -3,8 +3,11 @@
 
 pub mod config;
 pub mod engine;
+pub mod eval;
 pub mod judge;
+pub mod live;
 pub mod recording;
 pub mod replay;
 pub mod report;
+pub mod source;
 pub mod synth;

@@ -32,7 +32,10 @@ impl WindowData for Recording {
 pub fn series_window(s: &Series, start: Millis, end: Millis) -> WindowRef<'_> {
     let lo = s.t.partition_point(|&t| t < start);
     let hi = lo + s.t[lo..].partition_point(|&t| t < end);
-    WindowRef { t: &s.t[lo..hi], v: &s.v[lo..hi] }
+    WindowRef {
+        t: &s.t[lo..hi],
+        v: &s.v[lo..hi],
+    }
 }
 
 /// The time span a recording covers for the metrics of `spec`.
@@ -54,22 +57,39 @@ pub fn coverage(spec: &AnalysisSpec, rec: &Recording) -> Option<Coverage> {
     let mut first_any: Option<Millis> = None;
     let mut last: Option<Millis> = None;
     let mut gaps: Vec<Millis> = Vec::new();
-    for m in &spec.metrics {
-        let Some(series) = rec.metrics.get(&m.name) else { continue };
-        for (side, s) in [(Side::Baseline, &series.baseline), (Side::Canary, &series.canary)] {
-            let (Some(&a), Some(&b)) = (s.t.first(), s.t.last()) else { continue };
+    // The series the metrics read: a proportion reads its numerator and denominator.
+    for name in spec.metrics.iter().flat_map(|m| m.series()) {
+        let Some(series) = rec.metrics.get(name) else {
+            continue;
+        };
+        for (side, s) in [
+            (Side::Baseline, &series.baseline),
+            (Side::Canary, &series.canary),
+        ] {
+            let (Some(&a), Some(&b)) = (s.t.first(), s.t.last()) else {
+                continue;
+            };
             if side == Side::Canary {
                 first_canary = Some(first_canary.map_or(a, |f| f.min(a)));
             }
             first_any = Some(first_any.map_or(a, |f| f.min(a)));
             last = Some(last.map_or(b, |l| l.max(b)));
-            gaps.extend(s.t.windows(2).take(64).map(|w| w[1] - w[0]).filter(|&g| g > 0));
+            gaps.extend(
+                s.t.windows(2)
+                    .take(64)
+                    .map(|w| w[1] - w[0])
+                    .filter(|&g| g > 0),
+            );
         }
     }
     let first = first_canary.or(first_any)?;
     gaps.sort_unstable();
     let step = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
-    Some(Coverage { first, last: last?, step })
+    Some(Coverage {
+        first,
+        last: last?,
+        step,
+    })
 }
 
 /// Replays `rec` through the engine. `start` overrides the analysis start (default: the
@@ -80,6 +100,8 @@ pub fn replay(
     start: Option<Millis>,
     mut on_interval: impl FnMut(&IntervalReport),
 ) -> AnalysisReport {
+    // A live source's metric with several series was recorded as sub-metrics `name{…}`.
+    let spec = Arc::new(crate::source::expand_spec(&spec, rec.metric_names()));
     let coverage = coverage(&spec, rec);
     let Some(start) = start.or(coverage.map(|c| c.first)) else {
         let engine = Engine::new(spec, 0);
@@ -93,6 +115,13 @@ pub fn replay(
     let mut why_unfinished = None;
     while let Some(next) = engine.next().copied() {
         if next.end > available_until {
+            // Sequential metrics may have decided within the data there is.
+            if let Progress::Decided(_) = engine.watch(rec, available_until) {
+                if let Some(last) = engine.judged().last() {
+                    on_interval(last);
+                }
+                break;
+            }
             why_unfinished = Some(format!(
                 "the recording ends at {}, before interval {} ends at {}",
                 format_time(coverage.map_or(start, |c| c.last)),

@@ -387,9 +387,11 @@ enum Purpose {
     LatentCpu = 6,
 }
 
-const LOAD_STREAM: u64 = 0;
+/// The stream of the shared load's wiggle (see [`load`]).
+pub const LOAD_STREAM: u64 = 0;
 
-fn stream(seed: u64, id: u64) -> ChaCha8Rng {
+/// The ChaCha8 stream `id` of `seed` (other generators built on this model use ids above 64).
+pub fn stream(seed: u64, id: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(id);
     rng
@@ -404,7 +406,7 @@ fn cohort_stream(seed: u64, cohort: Side, purpose: Purpose) -> ChaCha8Rng {
 }
 
 /// A stationary AR(1) series with unit variance (or `sd` times it).
-fn ar1(rng: &mut ChaCha8Rng, n: usize, rho: f64, sd: f64) -> Vec<f64> {
+pub fn ar1(rng: &mut ChaCha8Rng, n: usize, rho: f64, sd: f64) -> Vec<f64> {
     let rho = rho.clamp(-0.999_999, 0.999_999);
     let innovation = (1.0 - rho * rho).sqrt();
     let mut out = Vec::with_capacity(n);
@@ -639,20 +641,27 @@ fn place_errors(series: &mut CohortSeries, k: u64, rng: &mut ChaCha8Rng) {
     }
 }
 
-/// Generates the recording of `scenario` under `params` from `seed`, time-major: for each
-/// step, each metric in [`Metric::ALL`] order, baseline then canary.
-pub fn generate(scenario: &Scenario, params: &Params, seed: u64) -> Vec<Row> {
+/// The shared load of every step: the sinusoid times the AR(1) wiggle (module docs), from
+/// stream [`LOAD_STREAM`] of `seed`.
+pub fn load(params: &Params, seed: u64) -> Vec<f64> {
     let n = params.steps();
-    let step_s = params.step_ms as f64 / 1000.0;
     let wiggle = ar1(
         &mut stream(seed, LOAD_STREAM),
         n,
         params.load_wiggle_rho,
         params.load_wiggle_sd,
     );
-    let load: Vec<f64> = (0..n)
+    (0..n)
         .map(|i| params.load_shape(i as i64 * params.step_ms) * wiggle[i].exp())
-        .collect();
+        .collect()
+}
+
+/// Generates the recording of `scenario` under `params` from `seed`, time-major: for each
+/// step, each metric in [`Metric::ALL`] order, baseline then canary.
+pub fn generate(scenario: &Scenario, params: &Params, seed: u64) -> Vec<Row> {
+    let n = params.steps();
+    let step_s = params.step_ms as f64 / 1000.0;
+    let load = load(params, seed);
     let base_rps = match scenario.requests_total {
         Some(total) => {
             let expected: f64 = (0..n)

@@ -551,8 +551,12 @@ fn kayenta_prometheus_label_bindings_and_group_by() {
     assert_warned(&imported, &["applications [orders]", "not carried"]);
     assert_warned(&imported, &["thresholds", "75", "50"]);
     assert_warned(&imported, &["analysis", "lifetime 1h", "interval 10m"]);
+    assert_warned(
+        &imported,
+        &["cohorts", "`${location}`, `${scope}`", "add a `source:`"],
+    );
     // Nothing else is lost: server metadata, the standard judge, `scopeName: default`.
-    assert_eq!(imported.warnings.len(), 3, "{:#?}", imported.warnings);
+    assert_eq!(imported.warnings.len(), 4, "{:#?}", imported.warnings);
     assert_eq!(cfg.thresholds.pass, 75.0);
     assert_eq!(cfg.thresholds.marginal, 50.0);
 }

@@ -251,6 +251,7 @@ fn sample(
                     allowed_decrease: 0.95,
                     ..MetricOptions::default()
                 },
+                test: Default::default(),
             })
             .collect(),
     };
@@ -359,6 +360,7 @@ fn sample(
             reason,
             groups,
             last_data: Some(iend - step),
+            decided_at: None,
             metrics,
         });
         if verdict == Verdict::Abort && !judge_all {
@@ -446,6 +448,11 @@ fn judge(data: &Mem, m: &MetricSpec, start: Millis, end: Millis) -> MetricResult
             preprocessing: none,
             test: fledge_judges::TestKind::MannWhitney,
             warnings: Vec::new(),
+            check: None,
+            proportion: None,
+            n_eff: None,
+            variance_inflation: None,
+            sequential: None,
         };
     }
     let est = median(&c) - median(&b);
@@ -502,6 +509,11 @@ fn judge(data: &Mem, m: &MetricSpec, start: Millis, end: Millis) -> MetricResult
         preprocessing: none,
         test: fledge_judges::TestKind::MannWhitney,
         warnings: Vec::new(),
+        check: None,
+        proportion: None,
+        n_eff: None,
+        variance_inflation: None,
+        sequential: None,
     }
 }
 
@@ -592,6 +604,7 @@ fn html_handles_missing_data_and_no_intervals() {
         name: "not.recorded".into(),
         group: "latency".into(),
         options: MetricOptions::default(),
+        test: Default::default(),
     });
     let html = report::html(&s.report, &s.spec, &s.data);
     assert!(
@@ -642,7 +655,7 @@ fn markdown_has_the_table_and_stays_short() {
     let s = standard();
     let md = report::markdown(&s.report);
     assert!(
-        md.contains("| metric | classification | estimate [CI] | mean ratio | p |"),
+        md.contains("| metric | test | classification | estimate [CI] | mean ratio | p |"),
         "{md}"
     );
     assert!(md.contains("**ABORT**"));
@@ -655,7 +668,7 @@ fn markdown_has_the_table_and_stays_short() {
         .filter(|l| l.starts_with("| ") && !l.starts_with("| metric"))
     {
         let cells = row.replace("\\|", "").matches('|').count();
-        assert_eq!(cells, 6, "row keeps 5 cells: {row}");
+        assert_eq!(cells, 7, "row keeps 6 cells: {row}");
     }
     // The per-interval score line.
     assert!(md.contains("Interval scores: #1 "));

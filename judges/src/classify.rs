@@ -64,6 +64,7 @@
 //! compact form (4 significant digits), for example
 //! `high: canary − baseline shift +12.3 (98% CI [+8.1, +16] above 0, p = 0.0002), mean ratio 1.21 ≥ allowed 1.05`.
 
+use crate::autocorr::Independence;
 use crate::compare::{CompareOptions, Comparison, Method};
 use crate::effect::{self, EffectSize, effect_size};
 use crate::preprocess::{NanStrategy, Preprocessed, preprocess};
@@ -137,6 +138,9 @@ pub struct MetricOptions {
     pub outlier_factor: Option<f64>,
     /// Variance inflation for autocorrelated samples, passed to [`crate::compare_with`].
     pub variance_inflation: f64,
+    /// How the points' dependence is treated: [`Independence::Assume`] (the default) is
+    /// plain Mann–Whitney; `Auto` and `Paired` are [`crate::series::classify_series`]'s.
+    pub independence: Independence,
 }
 
 impl Default for MetricOptions {
@@ -152,6 +156,7 @@ impl Default for MetricOptions {
             nan_strategy: NanStrategy::Remove,
             outlier_factor: None,
             variance_inflation: 1.0,
+            independence: Independence::Assume,
         }
     }
 }
@@ -231,6 +236,22 @@ pub struct MetricResult {
     /// Things a reader should know that did not decide the label.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Threshold and relative checks: the aggregate, the limits and the points outside them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::checks::CheckDetail>,
+    /// Proportion tests: both rates, the rate ratio and its interval, the test used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proportion: Option<crate::proportion::ProportionDetail>,
+    /// Effective sample sizes `[canary, baseline]`: how many independent values the test's
+    /// precision is worth, given the autocorrelation (`independence: auto` or `paired`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_eff: Option<[f64; 2]>,
+    /// The factor the test's variance was multiplied by for autocorrelation (≥ 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variance_inflation: Option<f64>,
+    /// Sequential tests: the anytime-valid evidence, when it crossed or settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::sequential::SequentialDetail>,
 }
 
 /// The kind of test that judged a metric.
@@ -250,6 +271,9 @@ pub enum TestKind {
     Proportion,
     /// An anytime-valid sequential test.
     Sequential,
+    /// Canary against baseline at equal time stamps: the mean paired difference with a HAC
+    /// standard error.
+    Paired,
 }
 
 impl TestKind {
@@ -260,13 +284,21 @@ impl TestKind {
             TestKind::Relative => "relative",
             TestKind::Proportion => "proportion",
             TestKind::Sequential => "sequential",
+            TestKind::Paired => "paired",
         }
     }
 }
 
 /// Classifies one metric by the rules in the module docs. Never panics; bad data and bad
 /// options become `error` with a reason.
+///
+/// With `independence` other than `assume`, the values are taken as two time series in
+/// input order, one point per step; when both have the same length the i-th values are
+/// taken as simultaneous (see [`crate::series::classify_values`]).
 pub fn classify(canary: &[f64], baseline: &[f64], options: &MetricOptions) -> MetricResult {
+    if options.independence != Independence::Assume {
+        return crate::series::classify_values(canary, baseline, options);
+    }
     classify_using(canary, baseline, options, compare_with)
 }
 
@@ -278,23 +310,7 @@ fn classify_using(
     options: &MetricOptions,
     compare: impl Fn(&[f64], &[f64], &CompareOptions) -> Result<Comparison, JudgeError>,
 ) -> MetricResult {
-    let mut result = MetricResult {
-        classification: Classification::Error,
-        critical: options.critical,
-        method: None,
-        n_canary: canary.len(),
-        n_baseline: baseline.len(),
-        u: None,
-        p_value: None,
-        estimate: None,
-        ci: None,
-        confidence: options.confidence,
-        effect_size: None,
-        reason: String::new(),
-        preprocessing: [Preprocessed::default(); 2],
-        test: TestKind::MannWhitney,
-        warnings: Vec::new(),
-    };
+    let mut result = initial_result(options, canary.len(), baseline.len());
 
     // 1. Options.
     if let Err(e) = options.validate() {
@@ -306,9 +322,61 @@ fn classify_using(
     let (canary, pre_canary) = preprocess(canary, options.nan_strategy, options.outlier_factor);
     let (baseline, pre_baseline) =
         preprocess(baseline, options.nan_strategy, options.outlier_factor);
+    judge_preprocessed(
+        result,
+        &canary,
+        &baseline,
+        [pre_canary, pre_baseline],
+        options,
+        compare,
+    )
+}
+
+/// The result before anything ran: `error` with an empty reason, no test numbers, the raw
+/// input lengths.
+pub(crate) fn initial_result(
+    options: &MetricOptions,
+    n_canary: usize,
+    n_baseline: usize,
+) -> MetricResult {
+    MetricResult {
+        classification: Classification::Error,
+        critical: options.critical,
+        method: None,
+        n_canary,
+        n_baseline,
+        u: None,
+        p_value: None,
+        estimate: None,
+        ci: None,
+        confidence: options.confidence,
+        effect_size: None,
+        reason: String::new(),
+        preprocessing: [Preprocessed::default(); 2],
+        test: TestKind::MannWhitney,
+        warnings: Vec::new(),
+        check: None,
+        proportion: None,
+        n_eff: None,
+        variance_inflation: None,
+        sequential: None,
+    }
+}
+
+/// Steps 3–5 of [`classify`] on samples that were already preprocessed (`pre`: what that
+/// did, `[canary, baseline]`), with `result` as the options step left it.
+pub(crate) fn judge_preprocessed(
+    mut result: MetricResult,
+    canary: &[f64],
+    baseline: &[f64],
+    pre: [Preprocessed; 2],
+    options: &MetricOptions,
+    compare: impl Fn(&[f64], &[f64], &CompareOptions) -> Result<Comparison, JudgeError>,
+) -> MetricResult {
+    let [pre_canary, pre_baseline] = pre;
     result.n_canary = canary.len();
     result.n_baseline = baseline.len();
-    result.preprocessing = [pre_canary, pre_baseline];
+    result.preprocessing = pre;
 
     // 3. No data.
     let need = options.min_samples.max(1);

@@ -120,6 +120,11 @@ pub fn validate_options(options: &CompareOptions) -> Result<(), JudgeError> {
 /// A copy of `sample` sorted ascending by [`f64::total_cmp`] (bit for bit the same result),
 /// sorted as integers: each value is mapped to a u64 whose order is the total order.
 pub fn sorted_copy(sample: &[f64]) -> Vec<f64> {
+    // Values equal under `total_cmp` have the same bits, so an already ordered sample is its
+    // own sorted copy (the engine may pass sorted windows).
+    if sample.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+        return sample.to_vec();
+    }
     let mut keys: Vec<u64> = sample
         .iter()
         .map(|v| {

@@ -14,15 +14,36 @@
 //! - [`preprocess`]: NaN/Inf handling and IQR outlier removal.
 //! - [`classify`]: the metric classifier (pass, high, low, nodata, nodata_fail, error).
 //! - [`score`]: group weights, the 0–100 score and the verdict (promote, hold, abort).
+//! - [`autocorr`]: long-run variances, effective sample sizes and the Mann–Whitney variance
+//!   inflation for autocorrelated series.
+//! - [`paired`]: the paired comparison at equal time stamps, with a HAC standard error.
+//! - [`series`]: classifying time series with `independence: assume | auto | paired`, and
+//!   scoring metrics that lack independent evidence.
+//! - [`checks`]: threshold checks (the canary against fixed bounds) and relative checks
+//!   (canary against baseline on an aggregate, with a tolerance).
+//! - [`proportion`]: two rates from counts: Fisher's exact test, the two-proportion z-test
+//!   and the rate ratio's score interval.
+//! - [`sequential`]: anytime-valid sequential tests (counts, distributions, means) that may
+//!   be looked at after every data point without inflating the false-alarm rate.
 
+pub mod autocorr;
+pub mod checks;
 pub mod classify;
 pub mod compare;
 pub mod effect;
 pub mod mann_whitney;
+pub mod paired;
 pub mod preprocess;
+pub mod proportion;
 pub mod score;
+pub mod sequential;
+pub mod series;
 pub mod shift;
 
+pub use autocorr::{Independence, Inflation, LongRun};
+pub use checks::{
+    Aggregate, CheckDetail, RelativeOptions, ThresholdMode, ThresholdOptions, Tolerance,
+};
 pub use classify::{
     Classification, Direction, MetricOptions, MetricResult, TestKind, classify, format_number,
     format_signed,
@@ -30,7 +51,12 @@ pub use classify::{
 pub use compare::{CompareOptions, Comparison, Method, compare, compare_with};
 pub use effect::{EffectSize, effect_size};
 pub use preprocess::{NanStrategy, Preprocessed};
+pub use proportion::{CountNames, Counts, ProportionDetail, ProportionMethod, classify_proportion};
 pub use score::{GroupScore, GroupWeights, Scorecard, ScoredMetric, Thresholds, Verdict, score};
+pub use sequential::{
+    QuantileBand, SequentialDetail, SequentialKind, SequentialOptions, judge_sequential,
+};
+pub use series::{Series, classify_series};
 
 /// Errors from the statistics. Every variant says which side and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

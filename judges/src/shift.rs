@@ -1100,6 +1100,60 @@ mod tests {
         }
     }
 
+    /// The estimate and both interval ends of the public entry points are the brute-force
+    /// order statistics of all computed differences, on random samples of a few hundred.
+    #[test]
+    fn shift_matches_brute_force_order_statistics() {
+        let mut s = 11;
+        for (n, m, levels) in [
+            (300, 280, 0.0),
+            (200, 450, 0.0),
+            (450, 199, 0.0),
+            (333, 333, 40.0),
+            (500, 120, 0.0),
+        ] {
+            let mut draw = |k: usize, shift: f64| -> Vec<f64> {
+                sorted(
+                    (0..k)
+                        .map(|_| {
+                            let u = lcg(&mut s);
+                            shift
+                                + if levels > 0.0 {
+                                    (u * levels).floor()
+                                } else {
+                                    u
+                                }
+                        })
+                        .collect(),
+                )
+            };
+            let x = draw(n, 0.05);
+            let y = draw(m, 0.0);
+            let d = brute(&x, &y);
+            let total = d.len() as u128;
+            let at = |k: u128| d[(k - 1) as usize];
+            let (a, b) = median_ranks(total);
+            let median = midpoint(at(a), at(b));
+            assert_eq!(hodges_lehmann(&x, &y), median, "n={n} m={m}");
+            let sigma = tie_corrected_variance(n, m, 0).sqrt();
+            let z = two_sided_z(0.95);
+            let (kl, ku) = (
+                normal_ci_rank(total, sigma, z),
+                normal_ci_rank(total, sigma, -z),
+            );
+            let got = select_ranks(&x, &y, &[a, b, kl, ku, 1, total]);
+            assert_eq!(
+                got,
+                vec![at(a), at(b), at(kl), at(ku), d[0], d[d.len() - 1]]
+            );
+            if levels == 0.0 {
+                let r = shift_normal(&x, &y, 0, 0.95, 1.0);
+                assert_eq!(r.estimate, median);
+                assert_eq!(r.ci, [at(kl), at(ku)], "n={n} m={m}");
+            }
+        }
+    }
+
     #[test]
     fn constant_samples() {
         let x = vec![2.0; 3000];

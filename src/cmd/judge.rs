@@ -24,7 +24,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, bail};
 use fledge_analyzer::recording::{self, MetricSeries, Recording};
 use fledge_judges::classify::{format_number, format_signed};
-use fledge_judges::{Classification, Direction, MetricOptions, MetricResult, classify};
+use fledge_judges::{
+    Classification, Direction, Independence, MetricOptions, MetricResult, Series, classify,
+    classify_series,
+};
 
 use super::Format;
 
@@ -72,9 +75,42 @@ pub struct JudgeArgs {
     /// Missing data fails (`nodata_fail`, exit 4) instead of holding (`nodata`, exit 3).
     #[arg(long)]
     pub must_have_data: bool,
+    /// How the points' dependence is treated: `assume` (independent: plain Mann–Whitney, R's
+    /// wilcox.test exactly), `auto` (estimate the autocorrelation and widen the test by it;
+    /// files are read as series in line order, line i of both files taken as simultaneous
+    /// when they have as many lines), or `paired` (mean difference of line i with line i, or
+    /// of equal time stamps in a recording, with a HAC standard error).
+    #[arg(long, value_enum, default_value_t = IndependenceArg::Assume)]
+    pub independence: IndependenceArg,
+    /// Fewest values per side (with `auto` and `paired`: effective, independent values);
+    /// fewer is `nodata`. Default 1 with `assume` (R's behaviour), 10 with `auto` and
+    /// `paired` (as in configs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_samples: Option<u64>,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `--independence` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum IndependenceArg {
+    /// Points are independent: plain Mann–Whitney (the default; R's and Kayenta's behaviour).
+    Assume,
+    /// Estimate the autocorrelation and widen the Mann–Whitney variance by it.
+    Auto,
+    /// Paired differences at equal positions (files) or time stamps (recordings).
+    Paired,
+}
+
+impl From<IndependenceArg> for Independence {
+    fn from(i: IndependenceArg) -> Independence {
+        match i {
+            IndependenceArg::Assume => Independence::Assume,
+            IndependenceArg::Auto => Independence::Auto,
+            IndependenceArg::Paired => Independence::Paired,
+        }
+    }
 }
 
 /// `--direction` values.
@@ -184,6 +220,12 @@ pub fn run(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         allowed_increase: args.allowed_increase,
         allowed_decrease: args.allowed_decrease,
         must_have_data: args.must_have_data,
+        independence: args.independence.into(),
+        min_samples: match (args.min_samples, args.independence) {
+            (Some(n), _) => usize::try_from(n).unwrap_or(usize::MAX),
+            (None, IndependenceArg::Assume) => 1,
+            (None, _) => fledge_analyzer::config::DEFAULT_MIN_SAMPLES,
+        },
         confidence: args.confidence,
         ..MetricOptions::default()
     };
@@ -293,7 +335,21 @@ fn parse_values(bytes: &[u8], name: &str) -> anyhow::Result<Vec<f64>> {
 /// Classifies every metric of a recording, in the recording's order, on all available cores.
 pub fn judge_recording(rec: &Recording, options: &MetricOptions) -> Vec<MetricResult> {
     let metrics: Vec<&MetricSeries> = rec.metrics.values().collect();
-    let judge = |m: &MetricSeries| classify(&m.canary.v, &m.baseline.v, options);
+    // With `--independence assume` (the default) the time stamps play no part.
+    let judge = |m: &MetricSeries| {
+        classify_series(
+            Series {
+                t: &m.canary.t,
+                v: &m.canary.v,
+            },
+            Series {
+                t: &m.baseline.t,
+                v: &m.baseline.v,
+            },
+            0,
+            options,
+        )
+    };
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(metrics.len());
@@ -395,6 +451,21 @@ fn write_single<W: Write>(
             ci_text(r.ci),
         ),
     ];
+    if r.test == fledge_judges::TestKind::Paired {
+        rows[2].1 = "paired: mean difference, HAC (Newey–West) standard error, Student t".into();
+    }
+    if let Some([c, b]) = r.n_eff {
+        rows.push((
+            "n_eff".into(),
+            format!("canary {}, baseline {}", format_number(c), format_number(b)),
+        ));
+    }
+    if let Some(f) = r.variance_inflation {
+        rows.push(("variance inflation".into(), format_number(f)));
+    }
+    for w in &r.warnings {
+        rows.push(("warning".into(), w.clone()));
+    }
     if let Some(e) = &r.effect_size {
         rows.push(("mean ratio".into(), num(e.mean_ratio)));
         rows.push(("relative shift".into(), num(e.relative_shift)));

@@ -4,8 +4,11 @@ use std::process::ExitCode;
 
 use fledge_judges::Verdict;
 
+pub mod analyze;
 pub mod config;
+pub mod demo;
 pub mod judge;
+pub mod record;
 pub mod replay;
 pub mod synth;
 

@@ -31,7 +31,10 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let cfg = config::load(&args.config)?;
-    let spec = Arc::new(cfg.to_spec().with_context(|| format!("{}", args.config.display()))?);
+    let spec = Arc::new(
+        cfg.to_spec()
+            .with_context(|| format!("{}", args.config.display()))?,
+    );
     let start = match &args.start {
         Some(s) => Some(
             engine::parse_time(s)
@@ -46,7 +49,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let progress = progress_bar(engine::plan(&spec, 0).len());
     let result = replay::replay(spec.clone(), &rec, start, |interval| {
         if let Some(pb) = &progress {
-            pb.set_message(format!("interval {} {:?}", interval.index, interval.verdict));
+            pb.set_message(format!(
+                "interval {} {:?}",
+                interval.index, interval.verdict
+            ));
             pb.inc(1);
         }
     });

@@ -368,6 +368,7 @@ fn translate(value: &Value, report: &mut Report) -> Option<Config> {
         baseline_offset: Duration::ZERO,
         confidence: DEFAULT_CONFIDENCE,
         min_samples: DEFAULT_MIN_SAMPLES,
+        independence: super::DEFAULT_INDEPENDENCE,
     };
     report.warn(format!(
         "analysis: a Kayenta canary config has no timing (Spinnaker's stage sets lifetimeDuration, \
@@ -376,6 +377,27 @@ fn translate(value: &Value, report: &mut Report) -> Option<Config> {
          lookback 0s, baseline_offset 0s; set them to match the pipeline",
         analysis.lifetime, analysis.interval
     ));
+
+    let mut variables: Vec<&str> = metrics
+        .iter()
+        .filter_map(|m| m.query.as_deref())
+        .flat_map(crate::source::template::variables)
+        .collect();
+    variables.sort_unstable();
+    variables.dedup();
+    if !variables.is_empty() {
+        let listed = variables
+            .iter()
+            .map(|v| format!("`${{{v}}}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        report.warn(format!(
+            "cohorts: the queries use {listed}; Kayenta took their values from the request's \
+             scopes; to run them live add a `source:` and give both cohorts these variables, \
+             e.g. `cohorts: {{baseline: {{{v}: …}}, canary: {{{v}: …}}}}`",
+            v = variables[0]
+        ));
+    }
 
     report.leftovers(
         top.map,
@@ -406,6 +428,8 @@ fn translate(value: &Value, report: &mut Report) -> Option<Config> {
         analysis,
         metrics,
         templates,
+        source: None,
+        cohorts: Default::default(),
     })
 }
 
@@ -462,6 +486,8 @@ fn translate_metric(
         outliers: Outliers::default(),
         query: None,
         kayenta_query: None,
+        scrape: None,
+        ..MetricConfig::default()
     };
 
     if let Some(configs) = m.object("analysisConfigurations", report) {
@@ -873,6 +899,8 @@ mod tests {
             outliers: Outliers::default(),
             query: None,
             kayenta_query: None,
+            scrape: None,
+            ..MetricConfig::default()
         };
         translate_query(&q, "m", &templates, &mut metric, &mut report);
         assert!(report.errors.is_empty(), "{:?}", report.errors);

@@ -17,9 +17,12 @@
 //! Types are plain structs with public fields so that later fields (`source:`, `cohorts:`,
 //! `rollout:`, per-metric `test:` …) are one `#[serde(default)]` field each.
 
+mod checks;
 mod duration;
 pub mod kayenta;
 mod lines;
+mod sequential;
+mod source;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -29,12 +32,21 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::MessageFormatter;
 
-use fledge_judges::{Direction, GroupWeights, JudgeError, MetricOptions, NanStrategy};
+use fledge_judges::{
+    Direction, GroupWeights, Independence, JudgeError, MetricOptions, NanStrategy,
+};
+
+pub use fledge_judges::SequentialKind;
 
 use crate::engine::{AnalysisSpec, MetricSpec};
 
+pub use checks::{Amount, AmountKind, SeriesRef, TestName, Unit};
 pub use duration::{Duration, ParseDurationError};
 pub use kayenta::{Imported, KayentaImportError, KayentaQuery, import_kayenta};
+pub use source::{
+    Aggregate, Auth, BasicAuth, Cohorts, LiveQuery, ScrapeDenominator, ScrapeQuery, SecretRef,
+    SourceConfig, SourceKind, check_url,
+};
 
 use lines::{FieldPath, LineIndex};
 
@@ -62,6 +74,13 @@ pub struct Config {
     /// [`KayentaQuery::custom_filter_template`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub templates: BTreeMap<String, String>,
+    /// Where a live analysis (`fledge analyze`, `fledge record`) reads the metrics; replay
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceConfig>,
+    /// The variables each cohort's query templates are filled in with (`${version}`).
+    #[serde(default, skip_serializing_if = "Cohorts::is_empty")]
+    pub cohorts: Cohorts,
 }
 
 /// Score thresholds, in points out of 100: a score `>= pass` passes, `>= marginal` is marginal,
@@ -104,8 +123,14 @@ pub struct Analysis {
     #[serde(default = "default_confidence")]
     pub confidence: f64,
     /// Fewest values per side needed to judge a metric (fewer is `nodata`); >= 1, default 10.
+    /// With `independence: auto` or `paired` it also bounds the effective sample size.
     #[serde(default = "default_min_samples")]
     pub min_samples: usize,
+    /// How the points of a time series are treated (`auto`, `assume`, `paired`); the default
+    /// for every Mann–Whitney metric. Default `auto`: estimate the autocorrelation in each
+    /// window and widen the test by it (see `docs/autocorr.md`).
+    #[serde(default = "default_independence", skip_serializing_if = "is_auto")]
+    pub independence: Independence,
 }
 
 /// Default of [`Analysis::confidence`].
@@ -124,6 +149,18 @@ fn default_min_samples() -> usize {
     DEFAULT_MIN_SAMPLES
 }
 
+/// Default of [`Analysis::independence`]: configs judge time series, which are rarely
+/// independent.
+pub const DEFAULT_INDEPENDENCE: Independence = Independence::Auto;
+
+fn default_independence() -> Independence {
+    DEFAULT_INDEPENDENCE
+}
+
+fn is_auto(i: &Independence) -> bool {
+    *i == Independence::Auto
+}
+
 /// One metric to compare.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +171,9 @@ pub struct MetricConfig {
     pub group: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Which test judges the metric; default `mann-whitney`.
+    #[serde(default, skip_serializing_if = "TestName::is_mann_whitney")]
+    pub test: TestName,
     /// Which way a change is harmful; default `either`.
     #[serde(default)]
     pub direction: Direction,
@@ -156,6 +196,9 @@ pub struct MetricConfig {
     /// Overrides [`Analysis::confidence`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
+    /// Overrides [`Analysis::independence`] (Mann–Whitney metrics only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub independence: Option<Independence>,
     /// What to do with NaN and ±Inf values; default `remove`.
     #[serde(default, skip_serializing_if = "NanMode::is_remove")]
     pub nan_strategy: NanMode,
@@ -165,13 +208,111 @@ pub struct MetricConfig {
     /// IQR outlier removal; default keep.
     #[serde(default, skip_serializing_if = "Outliers::is_keep_default")]
     pub outliers: Outliers,
+    /// The time unit of the metric's values (`ms`, `s`, …), which amounts such as `400ms` are
+    /// converted to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+    /// threshold, relative: the aggregate of the window compared; default `mean`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<fledge_judges::Aggregate>,
+    /// threshold: the lowest passing canary value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Amount>,
+    /// threshold: the highest passing canary value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Amount>,
+    /// threshold: check every point instead of an aggregate.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub each_point: bool,
+    /// threshold with `each_point`: how many points may be out of bounds; default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_limit: Option<usize>,
+    /// relative: how far above the baseline's aggregate the canary's may be (`10%`, `+25ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_increase: Option<Amount>,
+    /// relative: how far below the baseline's aggregate the canary's may be (`5%`, `-0.5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_decrease: Option<Amount>,
+    /// proportion: the series of events (errors); a name, or `{name, query}` for a live source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numerator: Option<SeriesRef>,
+    /// proportion: the series of trials (requests); a name, or `{name, query}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<SeriesRef>,
     /// The query a live source runs (PromQL for Prometheus); replay ignores it. `${scope}`-style
-    /// placeholders are kept verbatim for the source to expand.
+    /// placeholders are filled in with each cohort's variables (`cohorts:`) when it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
     /// Where the metric came from when imported from Kayenta (provenance; `query` is what runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kayenta_query: Option<KayentaQuery>,
+    /// What a `type: scrape` source reads from the instances' `/metrics` pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrape: Option<ScrapeQuery>,
+    /// sequential: which test, `counts`, `distribution` or `mean` (required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<SequentialKind>,
+    /// sequential counts: the canary's share of the traffic, in (0, 1); default 0.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_share: Option<f64>,
+    /// sequential counts: strength k of the Beta prior; > 0, default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior_strength: Option<f64>,
+    /// sequential distribution: quantiles whose bands are reported and must rule out harm
+    /// for the metric to settle; each in (0, 1); default `[0.5, 0.9, 0.99]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantiles: Option<Vec<f64>>,
+    /// sequential mean: the number of observations the boundary is tuned for; > 0,
+    /// default 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tune_n: Option<f64>,
+    /// sequential distribution and mean: use every k-th point (distribution) or means of k
+    /// pairs (mean), for autocorrelated series; >= 1, default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+}
+
+/// A metric with every optional field at its default (and an empty name and group), for
+/// building configs in code: `MetricConfig { name, group, ..MetricConfig::default() }`.
+impl Default for MetricConfig {
+    fn default() -> Self {
+        MetricConfig {
+            name: String::new(),
+            group: String::new(),
+            description: None,
+            test: TestName::default(),
+            direction: Direction::default(),
+            allowed_increase: 1.0,
+            allowed_decrease: 1.0,
+            critical: false,
+            must_have_data: false,
+            min_samples: None,
+            confidence: None,
+            independence: None,
+            nan_strategy: NanMode::default(),
+            nan_value: None,
+            outliers: Outliers::default(),
+            unit: None,
+            aggregate: None,
+            min: None,
+            max: None,
+            each_point: false,
+            failure_limit: None,
+            max_increase: None,
+            max_decrease: None,
+            numerator: None,
+            denominator: None,
+            query: None,
+            kayenta_query: None,
+            scrape: None,
+            kind: None,
+            traffic_share: None,
+            prior_strength: None,
+            quantiles: None,
+            tune_n: None,
+            batch: None,
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -296,6 +437,7 @@ impl Config {
                     name: m.name.clone(),
                     group: m.group.clone(),
                     options: m.options(self),
+                    test: m.metric_test(),
                 })
                 .collect(),
         })
@@ -334,6 +476,7 @@ impl MetricConfig {
             must_have_data: self.must_have_data,
             min_samples: self.min_samples.unwrap_or(config.analysis.min_samples),
             confidence: self.confidence.unwrap_or(config.analysis.confidence),
+            independence: self.independence.unwrap_or(config.analysis.independence),
             nan_strategy: match self.nan_strategy {
                 NanMode::Remove => NanStrategy::Remove,
                 NanMode::Replace => NanStrategy::Replace(self.nan_value.unwrap_or(0.0)),

@@ -44,6 +44,7 @@ pub(crate) fn validate(config: &Config) -> Problems {
         }
         self::metric(config, metric, &path, &mut problems);
     }
+    super::source::validate(config, &mut problems);
     problems
 }
 
@@ -199,6 +200,15 @@ fn metric(config: &Config, metric: &MetricConfig, path: &FieldPath, problems: &m
     if let Some(c) = metric.confidence {
         confidence(c, path.key("confidence"), problems);
     }
+    if metric.independence.is_some() && !metric.test.is_mann_whitney() {
+        problems.push((
+            path.key("independence"),
+            format!(
+                "is only used with `test: mann-whitney` (this metric is `test: {}`)",
+                metric.test.as_str()
+            ),
+        ));
+    }
     if let Some(value) = metric.nan_value {
         if metric.nan_strategy != NanMode::Replace {
             problems.push((
@@ -241,4 +251,5 @@ fn metric(config: &Config, metric: &MetricConfig, path: &FieldPath, problems: &m
             format!("template `{template}` is not in templates"),
         ));
     }
+    super::checks::validate(metric, path, problems);
 }

@@ -12,15 +12,18 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use fledge_judges::preprocess::preprocess;
-use fledge_judges::{Classification, Direction, Method, Side, Verdict};
+use fledge_judges::{
+    CheckDetail, Classification, Direction, Method, ProportionDetail, ProportionMethod, Side,
+    TestKind, Verdict,
+};
 
 use super::{
     class_word, deciding, duration, estimate_ci, mean_ratio, num, num_sig, ordered_metrics,
-    p_or_dash, pval, score, signed, time_full, verdict_word, window,
+    p_or_dash, pval, score, signed, test_word, time_full, verdict_word, window,
 };
 use crate::engine::{
-    AnalysisReport, AnalysisSpec, IntervalReport, MetricReport, MetricSpec, Millis, WindowData,
-    is_failure,
+    AnalysisReport, AnalysisSpec, IntervalReport, MetricReport, MetricSpec, MetricTest, Millis,
+    WindowData, is_failure,
 };
 
 /// Most points drawn per series line: min and max of this many / 2 time buckets.
@@ -256,9 +259,11 @@ fn metrics(h: &mut String, report: &AnalysisReport, spec: &AnalysisSpec, data: &
         h,
         "<section><h2>Metrics in interval {} (the deciding interval)</h2>\
          <p class=\"muted\">Failing metrics first. Estimate: Hodges–Lehmann shift, canary − baseline, \
-         with its confidence interval. History: the metric's label in every judged interval \
+         with its confidence interval (Mann–Whitney); the aggregate against its limits \
+         (threshold, relative); the rate ratio canary / baseline with its confidence interval \
+         (proportion). History: the metric's label in every judged interval \
          (the deciding one outlined).</p>\
-         <table class=\"grid\"><thead><tr><th>metric</th><th>group</th><th>classification</th>\
+         <table class=\"grid\"><thead><tr><th>metric</th><th>group</th><th>test</th><th>classification</th>\
          <th class=\"r\">estimate [CI]</th><th class=\"r\">mean ratio</th><th class=\"r\">p</th>\
          <th>history</th></tr></thead><tbody>",
         last.index
@@ -266,10 +271,11 @@ fn metrics(h: &mut String, report: &AnalysisReport, spec: &AnalysisSpec, data: &
     for (k, m) in ordered.iter().enumerate() {
         let _ = write!(
             h,
-            "<tr><td><a href=\"#metric-{k}\">{}</a></td><td>{}</td><td class=\"nw\">{}</td>\
+            "<tr><td><a href=\"#metric-{k}\">{}</a></td><td>{}</td><td class=\"nw\">{}</td><td class=\"nw\">{}</td>\
              <td class=\"r nw\">{}</td><td class=\"r\">{}</td><td class=\"r nw\">{}</td><td>",
             esc(&m.name),
             esc(&m.group),
+            test_word(m),
             class_badge(m),
             estimate_ci(m),
             mean_ratio(m),
@@ -309,13 +315,18 @@ fn metric_card(
     let _ = writeln!(
         h,
         "<details class=\"metric c-{}\" id=\"metric-{k}\"{}><summary><span class=\"mname\">{}</span> {} \
-         <span class=\"tag\">group {}</span>{}<span class=\"mreason\">{}</span></summary>",
+         <span class=\"tag\">group {}</span><span class=\"tag\">test {}</span>{}<span class=\"mreason\">{}</span></summary>",
         class_word(r.classification),
         if open { " open" } else { "" },
         esc(&m.name),
         class_badge(m),
         esc(&m.group),
-        match mspec.map(|s| s.options.direction) {
+        test_word(m),
+        // Threshold and relative checks take their direction from their limits.
+        match mspec
+            .filter(|_| matches!(r.test, TestKind::MannWhitney | TestKind::Proportion))
+            .map(|s| s.options.direction)
+        {
             Some(Direction::Increase) => "<span class=\"tag\">harmful: increase</span>",
             Some(Direction::Decrease) => "<span class=\"tag\">harmful: decrease</span>",
             Some(Direction::Either) => "<span class=\"tag\">harmful: either way</span>",
@@ -341,7 +352,37 @@ fn metric_card(
             ""
         }
     );
-    series_chart(h, &m.name, report, last, ctx, data);
+    // A proportion has no series of its own: draw its numerator (events per step).
+    let drawn = match mspec.map(|s| &s.test) {
+        Some(MetricTest::Proportion { numerator, .. }) => numerator.as_str(),
+        _ => m.name.as_str(),
+    };
+    let limits = limit_lines(r.check.as_ref(), r.test);
+    series_chart(h, drawn, report, last, ctx, data, &limits);
+    if !limits.is_empty() {
+        let _ = write!(
+            h,
+            "<p class=\"muted small\">Dashed red: {}.</p>",
+            if r.test == TestKind::Relative {
+                "the limits of the relative check in the deciding interval (the baseline's \
+                 aggregate there plus or minus the tolerance); the check compares the canary's \
+                 aggregate with them, not each point"
+            } else if r.check.as_ref().is_some_and(|c| c.aggregate.is_some()) {
+                "the threshold; the check compares the canary's aggregate of the window with it, \
+                 not each point"
+            } else {
+                "the threshold; every canary point in the window is checked against it"
+            }
+        );
+    }
+    if drawn != m.name {
+        let _ = write!(
+            h,
+            "<p class=\"muted small\">Drawn: <code>{}</code> per step, the numerator of the \
+             proportion.</p>",
+            esc(drawn)
+        );
+    }
     if ctx.offset != 0 {
         let _ = write!(
             h,
@@ -351,6 +392,16 @@ fn metric_card(
         );
     }
     h.push_str("</div>\n<div class=\"row\">");
+
+    if r.test == TestKind::Proportion {
+        // Two counts were compared, not two samples: show the rates.
+        h.push_str("<div class=\"panel\"><h4>Rates in the deciding interval</h4>");
+        rates_chart(h, r.proportion.as_ref(), r.confidence);
+        h.push_str("</div><div class=\"panel\"><h4>Proportion test</h4>");
+        stats_table(h, m, mspec);
+        h.push_str("</div></div></details>\n");
+        return;
+    }
 
     // The two samples of the deciding interval, as tested.
     let (canary, baseline) = tested_samples(m, mspec, last, data);
@@ -363,7 +414,9 @@ fn metric_card(
         canary.len()
     );
     ecdf_chart(h, &canary, &baseline);
-    if canary.len() != r.n_canary || baseline.len() != r.n_baseline {
+    // A threshold does not look at the baseline (its n is 0); it is drawn for context.
+    let baseline_judged = r.test != TestKind::Threshold;
+    if canary.len() != r.n_canary || (baseline_judged && baseline.len() != r.n_baseline) {
         let _ = write!(
             h,
             "<p class=\"warn small\">The data given to this report has n = {} canary / {} baseline \
@@ -382,9 +435,21 @@ fn metric_card(
     }
     h.push_str("</div>");
 
-    // Shift and statistics.
-    h.push_str("<div class=\"panel\"><h4>Shift canary − baseline</h4>");
-    forest(h, m);
+    // Shift (or the check's limits) and statistics.
+    if let Some(c) = r.check.as_ref().filter(|_| r.test != TestKind::MannWhitney) {
+        h.push_str("<div class=\"panel\"><h4>Canary against the limits</h4>");
+        check_chart(h, c, r.classification);
+    } else if let Some(d) = &r.sequential {
+        // The numbers are in the table; the shift chart is Mann–Whitney's.
+        let _ = write!(
+            h,
+            "<div class=\"panel\"><h4>Sequential test: {}</h4>",
+            esc(&d.estimate_of)
+        );
+    } else {
+        h.push_str("<div class=\"panel\"><h4>Shift canary − baseline</h4>");
+        forest(h, m);
+    }
     stats_table(h, m, mspec);
     h.push_str("</div></div></details>\n");
 }
@@ -418,6 +483,10 @@ fn preprocessing_text(p: &[fledge_judges::preprocess::Preprocessed; 2]) -> Strin
 
 fn stats_table(h: &mut String, m: &MetricReport, mspec: Option<&MetricSpec>) {
     let r = &m.result;
+    if r.test != TestKind::MannWhitney {
+        other_stats_table(h, m);
+        return;
+    }
     let dash = || "–".to_string();
     let mut rows: Vec<(&str, String)> = vec![
         ("classification", class_badge(m)),
@@ -893,6 +962,7 @@ fn series_chart(
     last: &IntervalReport,
     ctx: &SeriesContext,
     data: &dyn WindowData,
+    limits: &[(f64, String)],
 ) {
     let (w, ht) = (1040.0, 230.0);
     let (ml, mr, mt, mb) = (64.0, 14.0, 20.0, 30.0);
@@ -915,6 +985,13 @@ fn series_chart(
     for (_, v) in cs.iter().chain(bs.iter()).flatten() {
         lo = lo.min(*v);
         hi = hi.max(*v);
+    }
+    // Threshold lines stay in view.
+    if lo.is_finite() {
+        for (v, _) in limits.iter().filter(|(v, _)| v.is_finite()) {
+            lo = lo.min(*v);
+            hi = hi.max(*v);
+        }
     }
     let _ = write!(
         h,
@@ -1040,8 +1117,420 @@ fn series_chart(
             path_of(&bs, ctx.offset, x, y),
             path_of(&cs, 0, x, y)
         );
+        for (v, label) in limits.iter().filter(|(v, _)| v.is_finite()) {
+            let py = y.at(*v);
+            // The label above the line, or below it when the line is at the top.
+            let ly = if py - 4.0 < mt + 12.0 {
+                py + 14.0
+            } else {
+                py - 4.0
+            };
+            let _ = write!(
+                h,
+                "<line x1=\"{ml}\" x2=\"{:.1}\" y1=\"{py:.1}\" y2=\"{py:.1}\" stroke=\"var(--fail)\" \
+                 stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\" class=\"ax strong\" text-anchor=\"start\" fill=\"var(--fail)\">{}</text>",
+                w - mr,
+                ml + 6.0,
+                ly,
+                esc(label)
+            );
+        }
     }
     h.push_str("</svg>");
+}
+
+/// The horizontal lines a check draws on its series chart: `(value, label)`.
+fn limit_lines(check: Option<&CheckDetail>, test: TestKind) -> Vec<(f64, String)> {
+    let Some(c) = check else {
+        return Vec::new();
+    };
+    let word = if test == TestKind::Relative {
+        "limit"
+    } else {
+        "threshold"
+    };
+    let what = c
+        .aggregate
+        .map_or_else(|| "each point".to_string(), |a| format!("canary {a}"));
+    let mut out = Vec::new();
+    if let Some(hi) = c.max {
+        out.push((hi, format!("{word}: {what} ≤ {}", num(hi))));
+    }
+    if let Some(lo) = c.min {
+        out.push((lo, format!("{word}: {what} ≥ {}", num(lo))));
+    }
+    out
+}
+
+/// A threshold or relative check on one axis: the allowed range, the canary's aggregate
+/// (filled dot) and the baseline's (hollow dot), or the count of points out of bounds.
+fn check_chart(h: &mut String, c: &CheckDetail, class: Classification) {
+    let (w, ht) = (500.0, 64.0);
+    let (ml, mr) = (16.0, 16.0);
+    let _ = write!(
+        h,
+        "<svg class=\"chart forest\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"canary against the limits\">"
+    );
+    let Some(v) = c.canary_value else {
+        let out = c.points_above.unwrap_or(0) + c.points_below.unwrap_or(0);
+        let _ = write!(
+            h,
+            "<text x=\"{:.1}\" y=\"36\" class=\"ax strong\" text-anchor=\"middle\">{out} canary point{} \
+             out of bounds; failure limit {}</text></svg>",
+            w / 2.0,
+            if out == 1 { "" } else { "s" },
+            c.failure_limit.unwrap_or(0)
+        );
+        return;
+    };
+    let mut d0 = v;
+    let mut d1 = v;
+    for x in [c.min, c.max, c.baseline_value].into_iter().flatten() {
+        d0 = d0.min(x);
+        d1 = d1.max(x);
+    }
+    if !(d0.is_finite() && d1.is_finite()) {
+        h.push_str("</svg>");
+        return;
+    }
+    let pad = if d1 > d0 {
+        (d1 - d0) * 0.15
+    } else {
+        d0.abs().max(1.0) * 0.1
+    };
+    let x = Scale::new(d0 - pad, d1 + pad, ml, w - mr);
+    let yb = 34.0;
+    let (a, b) = (
+        c.min.map_or(ml, |lo| x.at(lo)),
+        c.max.map_or(w - mr, |hi| x.at(hi)),
+    );
+    let _ = write!(
+        h,
+        "<line x1=\"{ml}\" x2=\"{:.1}\" y1=\"{yb}\" y2=\"{yb}\" class=\"grid\"/>\
+         <rect x=\"{a:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"12\" fill=\"var(--pass)\" opacity=\"0.18\"/>",
+        w - mr,
+        yb - 6.0,
+        (b - a).max(0.5)
+    );
+    for (bound, label) in [(c.min, "min"), (c.max, "max")] {
+        if let Some(t) = bound {
+            let px = x.at(t);
+            let _ = write!(
+                h,
+                "<line x1=\"{px:.1}\" x2=\"{px:.1}\" y1=\"14\" y2=\"54\" stroke=\"var(--fail)\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/>\
+                 <text x=\"{px:.1}\" y=\"10\" class=\"ax\" text-anchor=\"middle\">{label} {}</text>",
+                num(t)
+            );
+        }
+    }
+    if let Some(bv) = c.baseline_value {
+        let _ = write!(
+            h,
+            "<circle cx=\"{:.1}\" cy=\"{yb}\" r=\"5\" fill=\"#fff\" stroke=\"{BASELINE_COLOR}\" stroke-width=\"2.5\">\
+             <title>baseline {}</title></circle>",
+            x.at(bv),
+            num(bv)
+        );
+    }
+    let _ = write!(
+        h,
+        "<circle cx=\"{:.1}\" cy=\"{yb}\" r=\"5.5\" fill=\"{}\" stroke=\"{CANARY_COLOR}\" stroke-width=\"2.5\">\
+         <title>canary {}</title></circle>\
+         <text x=\"{:.1}\" y=\"58\" class=\"ax strong\" text-anchor=\"middle\">canary {}</text></svg>",
+        x.at(v),
+        class_color(class),
+        num(v),
+        x.at(v),
+        num(v)
+    );
+    let what = c.aggregate.map_or("value", |a| a.as_str());
+    let _ = write!(
+        h,
+        "<p class=\"muted small\">Filled dot: the canary's {what} of the window{}; shaded: the \
+         passing range (the limits themselves pass).</p>",
+        if c.baseline_value.is_some() {
+            "; hollow dot: the baseline's"
+        } else {
+            ""
+        }
+    );
+}
+
+/// A proportion's two rates as bars, and the rate ratio's confidence interval against 1 on a
+/// log scale.
+fn rates_chart(h: &mut String, p: Option<&ProportionDetail>, confidence: f64) {
+    let Some(p) = p else {
+        h.push_str("<p class=\"muted\">No rates: the test did not run (see the reason).</p>");
+        return;
+    };
+    let (w, ht) = (500.0, 92.0);
+    let (ml, mr) = (70.0, 16.0);
+    let top = p.canary_rate.max(p.baseline_rate);
+    let scale = if top > 0.0 { top * 1.15 } else { 1.0 };
+    let x = Scale::new(0.0, scale, ml, w - mr);
+    let _ = write!(
+        h,
+        "<div class=\"legend\"><span class=\"sw box\" style=\"background:{BASELINE_COLOR}\"></span>baseline\
+         <span class=\"sw box\" style=\"background:{CANARY_COLOR}\"></span>canary</div>\
+         <svg class=\"chart\" viewBox=\"0 0 {w} {ht}\" role=\"img\" aria-label=\"rates of canary and baseline\">"
+    );
+    for (k, (label, events, trials, rate, color)) in [
+        (
+            "baseline",
+            p.baseline_events,
+            p.baseline_trials,
+            p.baseline_rate,
+            BASELINE_COLOR,
+        ),
+        (
+            "canary",
+            p.canary_events,
+            p.canary_trials,
+            p.canary_rate,
+            CANARY_COLOR,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let y0 = 10.0 + k as f64 * 40.0;
+        let bw = (x.at(rate) - ml).max(if rate > 0.0 { 1.5 } else { 0.0 });
+        let _ = write!(
+            h,
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"ax\" text-anchor=\"end\">{label}</text>\
+             <rect x=\"{ml}\" y=\"{y0:.1}\" width=\"{bw:.1}\" height=\"22\" fill=\"{color}\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"ax strong\">{}% ({events} / {trials})</text>",
+            ml - 6.0,
+            y0 + 15.0,
+            ml + bw + 6.0,
+            y0 + 15.0,
+            num(rate * 100.0)
+        );
+    }
+    h.push_str("</svg>");
+    // The rate ratio on a log scale.
+    let lo = p.ratio_lower;
+    let hi = p.ratio_upper;
+    let est = p.rate_ratio;
+    let finite: Vec<f64> = [Some(lo), hi, est, Some(1.0)]
+        .into_iter()
+        .flatten()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let a = finite.iter().copied().fold(f64::INFINITY, f64::min).log10() - 0.3;
+    let b = finite
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .log10()
+        + 0.3;
+    let (fw, fh) = (500.0, 64.0);
+    let (fl, fr) = (16.0, 16.0);
+    let xs = Scale::new(a, b, fl, fw - fr);
+    let at = |v: f64| {
+        if v <= 0.0 {
+            fl
+        } else if v.is_infinite() {
+            fw - fr
+        } else {
+            xs.at(v.log10())
+        }
+    };
+    let yb = 34.0;
+    let (lx, hx) = (at(lo), at(hi.unwrap_or(f64::INFINITY)));
+    let one = at(1.0);
+    let _ = write!(
+        h,
+        "<svg class=\"chart forest\" viewBox=\"0 0 {fw} {fh}\" role=\"img\" aria-label=\"rate ratio and confidence interval\">\
+         <line x1=\"{fl}\" x2=\"{:.1}\" y1=\"{yb}\" y2=\"{yb}\" class=\"grid\"/>\
+         <line x1=\"{one:.1}\" x2=\"{one:.1}\" y1=\"10\" y2=\"56\" stroke=\"#333\" stroke-width=\"1.2\"/>\
+         <text x=\"{one:.1}\" y=\"8\" class=\"ax\" text-anchor=\"middle\">1 (equal rates)</text>\
+         <line x1=\"{lx:.1}\" x2=\"{hx:.1}\" y1=\"{yb}\" y2=\"{yb}\" stroke=\"var(--ink)\" stroke-width=\"4\"/>\
+         <text x=\"{:.1}\" y=\"58\" class=\"ax\" text-anchor=\"start\">{}</text>\
+         <text x=\"{:.1}\" y=\"58\" class=\"ax\" text-anchor=\"end\">{}</text>",
+        fw - fr,
+        lx.min(fw - fr - 60.0),
+        num(lo),
+        hx.max(fl + 60.0),
+        hi.map_or_else(|| "∞".to_string(), num)
+    );
+    if let Some(e) = est.filter(|e| *e > 0.0) {
+        let _ = write!(
+            h,
+            "<circle cx=\"{:.1}\" cy=\"{yb}\" r=\"5.5\" fill=\"#fff\" stroke=\"var(--ink)\" stroke-width=\"2.5\"/>",
+            at(e)
+        );
+    }
+    h.push_str("</svg>");
+    let _ = write!(
+        h,
+        "<p class=\"muted small\">Bar: the rate ratio canary / baseline{} with its {}% confidence \
+         interval (Koopman's score interval; log scale). An interval that excludes 1 is a \
+         difference in rates.</p>",
+        match est {
+            Some(e) => format!(" ({})", num(e)),
+            None if p.canary_events > 0 => " (infinite: the baseline had no events)".to_string(),
+            None => " (undefined: no events on either side)".to_string(),
+        },
+        num_sig(confidence * 100.0, 4)
+    );
+}
+
+/// The statistics of a threshold, relative or proportion result.
+fn other_stats_table(h: &mut String, m: &MetricReport) {
+    let r = &m.result;
+    let dash = || "–".to_string();
+    let mut rows: Vec<(&str, String)> = vec![
+        ("classification", class_badge(m)),
+        (
+            "critical",
+            if r.critical {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+    ];
+    if let Some(p) = &r.proportion {
+        rows.push((
+            "test",
+            match p.method {
+                ProportionMethod::Fisher => "proportion: Fisher's exact test (an expected count \
+                                             is below 5)"
+                    .into(),
+                ProportionMethod::ZTest => "proportion: two-proportion z-test".into(),
+            },
+        ));
+        rows.push((
+            "canary",
+            format!(
+                "{} of {} ({}%)",
+                p.canary_events,
+                p.canary_trials,
+                num(p.canary_rate * 100.0)
+            ),
+        ));
+        rows.push((
+            "baseline",
+            format!(
+                "{} of {} ({}%)",
+                p.baseline_events,
+                p.baseline_trials,
+                num(p.baseline_rate * 100.0)
+            ),
+        ));
+        rows.push(("p-value (two-sided)", r.p_value.map_or_else(dash, pval)));
+        if let Some(z) = p.z {
+            rows.push(("z", signed(z)));
+        }
+        rows.push((
+            "rate ratio",
+            match p.rate_ratio {
+                Some(x) => num_sig(x, 4),
+                None if p.canary_events > 0 => "∞ (no baseline events)".into(),
+                None => "undefined (no events)".into(),
+            },
+        ));
+        rows.push((
+            "confidence interval",
+            format!(
+                "[{}, {}] at {}%",
+                num(p.ratio_lower),
+                p.ratio_upper.map_or_else(|| "∞".to_string(), num),
+                num_sig(r.confidence * 100.0, 4)
+            ),
+        ));
+        rows.push(("smallest expected count", num_sig(p.min_expected, 3)));
+    } else if let Some(d) = &r.sequential {
+        let end = |x: Option<f64>, inf: &str| x.map_or_else(|| inf.to_string(), num);
+        rows.push(("test", format!("sequential, kind: {}", d.kind)));
+        rows.push((
+            "n canary / baseline",
+            format!("{} / {} ({} steps)", r.n_canary, r.n_baseline, d.steps),
+        ));
+        if let Some([c, b]) = d.events {
+            rows.push((
+                "events canary / baseline",
+                format!("{} / {}", num(c), num(b)),
+            ));
+        }
+        rows.push((
+            "α (this metric's share)",
+            format!(
+                "{} (1 − confidence over {})",
+                num_sig(d.alpha, 3),
+                d.family_size
+            ),
+        ));
+        rows.push(("anytime p-value", pval(d.p_value)));
+        if let Some(e) = d.e_value {
+            rows.push(("e-value (crosses at 1/α)", num_sig(e, 4)));
+        }
+        rows.push((
+            "estimate",
+            format!(
+                "{} = {}",
+                esc(&d.estimate_of),
+                d.estimate.map_or_else(dash, num)
+            ),
+        ));
+        rows.push((
+            "confidence sequence",
+            format!(
+                "[{}, {}] at {}%, two-sided",
+                end(d.interval[0], "−∞"),
+                end(d.interval[1], "∞"),
+                num_sig(r.confidence * 100.0, 4)
+            ),
+        ));
+        for q in &d.quantiles {
+            rows.push((
+                "quantile band",
+                format!(
+                    "p{}: canary [{}, {}], baseline [{}, {}]",
+                    num(q.p * 100.0),
+                    end(q.canary[0], "−∞"),
+                    end(q.canary[1], "∞"),
+                    end(q.baseline[0], "−∞"),
+                    end(q.baseline[1], "∞")
+                ),
+            ));
+        }
+        rows.push((
+            "crossed",
+            d.crossed_at.map_or_else(|| "no".to_string(), time_full),
+        ));
+        rows.push((
+            "settled",
+            d.settled_at.map_or_else(|| "no".to_string(), time_full),
+        ));
+    } else {
+        rows.push(("test", format!("{} (no statistical test)", test_word(m))));
+        rows.push((
+            "n canary / baseline",
+            format!("{} / {}", r.n_canary, r.n_baseline),
+        ));
+        if let Some(c) = &r.check {
+            rows.push(("compared", esc(&super::check_text(c))));
+            if let Some(b) = c.baseline_value {
+                rows.push(("baseline", num_sig(b, 6)));
+            }
+            if let Some(v) = c.canary_value {
+                rows.push(("canary", num_sig(v, 6)));
+            }
+        }
+    }
+    if !r.warnings.is_empty() {
+        rows.push(("warnings", esc(&r.warnings.join("; "))));
+    }
+    rows.push(("preprocessing", preprocessing_text(&r.preprocessing)));
+    rows.push(("reason", format!("<b>{}</b>", esc(&r.reason))));
+    h.push_str("<table class=\"stats\"><tbody>");
+    for (k, v) in rows {
+        let _ = write!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    }
+    h.push_str("</tbody></table>");
 }
 
 /// The finite values of the deciding interval's windows, preprocessed with the metric's

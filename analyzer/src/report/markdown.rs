@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 
 use super::{
     class_word, deciding, estimate_ci, mean_ratio, one_line, ordered_metrics, p_or_dash, score,
-    time_full, verdict_word,
+    test_word, time_full, verdict_word,
 };
 use crate::engine::{AnalysisReport, is_failure};
 
 /// The Markdown summary: a verdict line (status word, score), the reason, the metrics of
-/// the deciding interval (name, classification, estimate \[CI\], mean ratio, p) and one line
+/// the deciding interval (name, test, classification, estimate \[CI\], mean ratio, p) and one line
 /// of per-interval scores. About 10 + one line per metric.
 pub fn markdown(report: &AnalysisReport) -> String {
     let mut out = String::new();
@@ -42,8 +42,8 @@ pub fn markdown(report: &AnalysisReport) -> String {
             last.index
         );
         out.push('\n');
-        out.push_str("| metric | classification | estimate [CI] | mean ratio | p |\n");
-        out.push_str("|---|---|---|--:|--:|\n");
+        out.push_str("| metric | test | classification | estimate [CI] | mean ratio | p |\n");
+        out.push_str("|---|---|---|---|--:|--:|\n");
         for m in ordered_metrics(last) {
             let c = class_word(m.result.classification);
             let mut label = if is_failure(m.result.classification) {
@@ -56,8 +56,9 @@ pub fn markdown(report: &AnalysisReport) -> String {
             }
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 esc(&m.name),
+                test_word(m),
                 label,
                 esc(&estimate_ci(m)),
                 esc(&mean_ratio(m)),

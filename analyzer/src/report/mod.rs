@@ -18,7 +18,7 @@ pub use markdown::markdown;
 pub use text::{text, text_interval};
 
 use chrono::{DateTime, Utc};
-use fledge_judges::{Classification, Verdict};
+use fledge_judges::{CheckDetail, Classification, Verdict};
 
 use crate::engine::{AnalysisReport, IntervalReport, MetricReport, Millis, is_failure};
 
@@ -145,13 +145,60 @@ pub(crate) fn score(s: f64) -> String {
     }
 }
 
-/// Estimate and interval as `+1.2 [0.8, 1.6]`, or `–` when no test ran.
+/// Estimate and interval as `+1.2 [0.8, 1.6]`, or `–` when no test ran. For the other
+/// tests, what they compared: `p99 512 (max 400)`, `mean 112 vs 100`, `rate ratio 2
+/// [1.3, 3.1]`.
 pub(crate) fn estimate_ci(m: &MetricReport) -> String {
-    match (m.result.estimate, m.result.ci) {
+    let r = &m.result;
+    if let Some(p) = &r.proportion {
+        let ratio = p.rate_ratio.map_or_else(
+            || {
+                if p.canary_events > 0 {
+                    "∞".to_string()
+                } else {
+                    "–".to_string()
+                }
+            },
+            num,
+        );
+        let hi = p.ratio_upper.map_or_else(|| "∞".to_string(), num);
+        return format!("rate ratio {ratio} [{}, {hi}]", num(p.ratio_lower));
+    }
+    if let Some(c) = &r.check {
+        return check_text(c);
+    }
+    match (r.estimate, r.ci) {
         (Some(e), Some([lo, hi])) => format!("{} [{}, {}]", signed(e), num(lo), num(hi)),
         (Some(e), None) => signed(e),
         _ => "–".to_string(),
     }
+}
+
+/// A threshold or relative check in a few words.
+pub(crate) fn check_text(c: &CheckDetail) -> String {
+    let bounds = match (c.min, c.max) {
+        (Some(lo), Some(hi)) => format!("[{}, {}]", num(lo), num(hi)),
+        (Some(lo), None) => format!("min {}", num(lo)),
+        (None, Some(hi)) => format!("max {}", num(hi)),
+        (None, None) => String::new(),
+    };
+    match (c.aggregate, c.canary_value, c.baseline_value) {
+        (Some(a), Some(v), Some(b)) => format!("{a} {} vs {} ({bounds})", num(v), num(b)),
+        (Some(a), Some(v), None) => format!("{a} {} ({bounds})", num(v)),
+        _ => {
+            let out = c.points_above.unwrap_or(0) + c.points_below.unwrap_or(0);
+            format!(
+                "{out} point{} out of {bounds} (limit {})",
+                if out == 1 { "" } else { "s" },
+                c.failure_limit.unwrap_or(0)
+            )
+        }
+    }
+}
+
+/// The test that decided a metric: `mann-whitney`, `threshold`, …
+pub(crate) fn test_word(m: &MetricReport) -> &'static str {
+    m.result.test.as_str()
 }
 
 /// The mean ratio, or `–`.

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use fledge_judges::Classification;
 
 use super::{
-    class_word, deciding, one_line, ordered_metrics, score, time_full, verdict_word, window,
+    class_word, deciding, one_line, ordered_metrics, score, test_word, time_full, verdict_word,
+    window,
 };
 use crate::engine::{AnalysisReport, IntervalReport, MetricReport, is_failure};
 
@@ -46,9 +47,12 @@ pub fn text(report: &AnalysisReport) -> String {
             "#", "canary window", "score"
         );
         for (i, w) in report.intervals.iter().zip(&windows) {
+            let early = i.decided_at.map_or(String::new(), |t| {
+                format!(" (stopped early at {})", time_full(t))
+            });
             let _ = writeln!(
                 out,
-                "  {:>idx_w$}  {:<win_w$}  {:>5}  {}",
+                "  {:>idx_w$}  {:<win_w$}  {:>5}  {}{early}",
                 i.index,
                 w,
                 score(i.score),
@@ -140,7 +144,8 @@ fn class_counts(interval: &IntervalReport) -> String {
     }
 }
 
-/// Aligned lines: name, label (critical marked), reason (which carries the numbers).
+/// Aligned lines: name, label (critical marked), the test that decided, reason (which
+/// carries the numbers).
 fn metric_lines(metrics: &[&MetricReport]) -> String {
     let mut out = String::new();
     let names: Vec<String> = metrics.iter().map(|m| one_line(&m.name)).collect();
@@ -162,13 +167,15 @@ fn metric_lines(metrics: &[&MetricReport]) -> String {
             .unwrap_or(0)
             .min(cap)
     };
-    let (nw, lw) = (width(&names, 40), width(&labels, 20));
+    let tests: Vec<String> = metrics.iter().map(|m| test_word(m).to_string()).collect();
+    let (nw, lw, tw) = (width(&names, 40), width(&labels, 20), width(&tests, 20));
     for (i, m) in metrics.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  - {:<nw$}  {:<lw$}  {}",
+            "  - {:<nw$}  {:<lw$}  {:<tw$}  {}",
             names[i],
             labels[i],
+            tests[i],
             one_line(&m.result.reason)
         );
     }

@@ -1,0 +1,991 @@
+//! Autocorrelation: long-run variances, effective sample sizes, and the variance inflation
+//! that keeps the Mann–Whitney test honest on time series.
+//!
+//! A metric series sampled every few seconds is not a bag of independent values: neighbours
+//! share load, caches and, for `rate(x[1m])`-style queries, most of their window. Tests that
+//! treat the points as independent (Kayenta, plain `wilcox.test`) then have intervals that are
+//! far too narrow, and their verdict depends on the query step. This module measures the
+//! dependence and says how much wider an honest interval must be. `docs/autocorr.md` is the
+//! long version, with the evaluation.
+//!
+//! # The long-run variance
+//!
+//! For a stationary series with variance γ₀ and autocorrelations ρ_k, the variance of its
+//! mean is `σ²_LR / n` with the *long-run variance* `σ²_LR = γ₀ · τ`,
+//! `τ = 1 + 2 Σ_{k≥1} ρ_k`; `n_eff = n / τ` is the number of independent values that would
+//! give the mean the same precision. For an AR(1) series `τ = (1 + ρ)/(1 − ρ)`.
+//!
+//! [`long_run`] estimates σ²_LR by **AR(1) prewhitening with a Bartlett (Newey–West) kernel
+//! on the residuals** (Andrews & Monahan 1992):
+//!
+//! 1. ρ̂ = the lag-1 autocorrelation of the demeaned series z, corrected for its small-sample
+//!    bias, `ρ̃ = ρ̂ + (1 + 3ρ̂)/T` (Marriott & Pope 1954; Kendall 1954: with an estimated mean
+//!    `E ρ̂ ≈ ρ − (1 + 3ρ)/T`), clamped to ±0.97.
+//! 2. Residuals `e_t = z_t − ρ̃ z_{t−1}`, and their Bartlett estimate
+//!    `V_e = Σ e_t² + 2 Σ_{k<l} w(l − k) e_k e_l`, `w(d) = 1 − d/S` for `d < S`, with
+//!    Andrews' (1991) AR(1) plug-in bandwidth `S = 1.1447 (α̂ T)^{1/3}`,
+//!    `α̂ = 4ρ̂_e²/((1 − ρ̂_e)²(1 + ρ̂_e)²)` from the residuals' own lag-1 autocorrelation,
+//!    divided by the mean of the fixed-b limit `1 − b + b²/3`, `b = S/T` (Kiefer & Vogelsang
+//!    2005), the bias demeaning causes. The Bartlett weights keep V_e ≥ 0.
+//! 3. Recoloured: `σ̂²_LR = V_e / (1 − ρ̃)² / (T − 1)`.
+//!
+//! Why not the plain Bartlett estimate: on persistent series its bias is large exactly where
+//! it matters. Measured on AR(1) series (200 per cell), the plain estimate with Andrews'
+//! bandwidth gives a median τ̂ of 2.1 for a true 3 (ρ = 0.5) and 7.2 for 19 (ρ = 0.9) at
+//! T = 60, and 13 for 19 at T = 360; the prewhitened one gives medians of 3.0, 21 and 20.
+//! On 4,000 pairs of independent AR(1) series per cell (T = 60, 120, 360; ρ = 0, 0.5, 0.7,
+//! 0.9), the Mann–Whitney interval at 98% lay wholly above 0 (nominally 1%) in 0.65–1.07% of
+//! the pairs with the inflation below, 1.4–4.0% with the plain Bartlett estimate in its
+//! place, and 8–30% without correction.
+//!
+//! **Degrees of freedom.** The estimate is itself noisy, mostly through ρ̃:
+//! `Var ρ̂ ≈ (1 − ρ²)/T` and `d log τ/dρ = 2/(1 − ρ²)` give `Var log τ̂ ≈ 4/((1 − ρ²)T)`,
+//! i.e. `ν_ρ = (1 − ρ̃²) T / 2` equivalent degrees of freedom; the residual kernel adds
+//! `ν_e = 1.5 T / S` (Priestley 1981: a Bartlett estimate at frequency 0 has variance
+//! `(4/3)(S/T)` relative). `1/ν = 1/ν_ρ + 1/ν_e`, capped at `T − 1`. A test that divides by
+//! the estimate uses Student-t critical values with ν degrees of freedom ([`t_factor`]).
+//!
+//! With time stamps ([`long_run_timed`]) the residual kernel weighs pairs by their distance
+//! in time (a triangle of half-width `S × step`, step the median gap), so gaps are respected.
+//!
+//! # Mann–Whitney on dependent series ([`mann_whitney_inflation`])
+//!
+//! U/(nm) is asymptotically the mean of its Hoeffding projection,
+//! `U/(nm) − θ ≈ (1/n) Σ_i (A_i − Ā) − (1/m) Σ_j (B_j − B̄)`, where `A_i` is the placement of
+//! canary value i among the baseline (the fraction of baseline values below it, ties ½) and
+//! `B_j` that of baseline value j among the canary. For independent points its variance is
+//! `V_0 = Σ a_i² + Σ b_j²` with `a_i = (A_i − Ā)/n`, `b_j = −(B_j − B̄)/m` (DeLong, DeLong &
+//! Clarke-Pearson 1988); for stationary, weakly dependent series the projection still
+//! dominates and its variance is the long-run one (Serfling 1968; Dehling & Fried 2012;
+//! Dedecker & Saulière 2017). With each cohort's long-run sum `V_c`, `V_b` of its series of
+//! contributions (above):
+//!
+//! ```text
+//! τ = (V_c + V_b) / V_0          inflation f = max(1, τ · (t_{ν, 1−α/2} / z_{1−α/2})²)
+//! n_eff = [n / max(τ, 1), m / max(τ, 1)]      ν: Satterthwaite's, from ν_c and ν_b
+//! ```
+//!
+//! - Under the null both placements have variance 1/12, so `V_0 ≈ (1/12)(1/n + 1/m)` and
+//!   `τ ≈ (m·τ_canary + n·τ_baseline)/(n + m)`: the two cohorts' long-run variance ratios
+//!   weighted by the *other* cohort's size, as the variance of U implies.
+//! - **No cross-cohort terms.** A load both cohorts share (traffic, time of day) makes each
+//!   series look more persistent, so `auto` counts it as dependence; the shared load also
+//!   makes the two cohorts' placements move together, which would cancel in U, so this is
+//!   conservative. Estimating the cross terms (summing both cohorts' contributions per time
+//!   stamp) was tried and rejected: two independent persistent series have large *spurious*
+//!   sample cross-correlations (Yule 1926; their null standard deviation is about
+//!   `√((1 + ρ²)/((1 − ρ²)T))`, 0.4 at ρ = 0.9, T = 60), which cancel dependence that is
+//!   there. In the evaluation that doubled to quadrupled the false aborts at ρ = 0.9. To use
+//!   a shared load, compare at equal time stamps: `independence: paired` ([`crate::paired`]).
+//! - The placements are computed with the canary shifted by the Hodges–Lehmann estimate, so
+//!   that τ measures the dependence of the data and not the size of the shift (a large shift
+//!   would put every placement near 0 or 1).
+//! - f never goes below 1: `auto` is never more liberal than the plain test.
+//! - Because `σ_U` is multiplied by √f in both the p-value and the inversion that gives the
+//!   Hodges–Lehmann interval ([`crate::compare`]), the p-value is below α exactly when the
+//!   interval excludes 0. The t factor makes the interval the one a Student-t critical value
+//!   would give; the reported p-value stays the normal tail of the inflated statistic.
+//!
+//! # For sequential tests
+//!
+//! [`long_run`], [`block_length`] and [`variance_inflation`] are what a sequential test
+//! needs: run it on means of consecutive blocks of [`block_length`] points (batch means),
+//! or multiply its variance proxy by τ. See `docs/autocorr.md`.
+//!
+//! # Sources
+//!
+//! Newey & West (1987), Econometrica 55(3):703–708. Andrews (1991), Econometrica
+//! 59(3):817–858. Andrews & Monahan (1992), Econometrica 60(4):953–966. Marriott & Pope
+//! (1954), Biometrika 41:390–402; Kendall (1954), Biometrika 41:403–404. Kiefer & Vogelsang
+//! (2005), Econometric Theory 21:1130–1164. Yule (1926), J. R. Stat. Soc. 89:1–63. Priestley (1981),
+//! *Spectral Analysis and Time Series*. Serfling (1968), Ann. Math. Statist. 39(4):1202–1209.
+//! Dehling & Fried (2012), J. Multivariate Anal. 105:124–140. Dedecker & Saulière (2017),
+//! Math. Methods Statist. 26(2):111–133. DeLong, DeLong & Clarke-Pearson (1988), Biometrics
+//! 44(3):837–845. Zwiers & von Storch (1995), J. Climate 8:336–351 (why a plug-in n_eff alone
+//! is liberal in small samples).
+
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::shift::two_sided_z;
+
+/// How a metric's points are treated: the config's `independence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Independence {
+    /// Points are independent: plain Mann–Whitney, exactly R's `wilcox.test` (and Kayenta's
+    /// assumption). The default of the judges crate and of `fledge judge`.
+    #[default]
+    Assume,
+    /// Estimate the autocorrelation in the window and widen the Mann–Whitney variance by it
+    /// ([`mann_whitney_inflation`]). The default of configs.
+    Auto,
+    /// Compare the canary with the baseline at equal time stamps: the mean of the paired
+    /// differences with a HAC standard error ([`crate::paired`]).
+    Paired,
+}
+
+impl Independence {
+    /// `assume`, `auto` or `paired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Independence::Assume => "assume",
+            Independence::Auto => "auto",
+            Independence::Paired => "paired",
+        }
+    }
+}
+
+impl std::fmt::Display for Independence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Andrews' (1991) constant of the Bartlett kernel's optimal bandwidth.
+const ANDREWS_BARTLETT: f64 = 1.1447;
+/// Bound on |ρ̂| for the bandwidth rule (it diverges at 1).
+const RHO_BOUND: f64 = 0.99;
+/// Fewest points for which a dependence is estimated; below, τ is 1.
+pub const MIN_POINTS: usize = 4;
+
+/// The long-run variance of one series and what follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LongRun {
+    /// Number of points.
+    pub n: usize,
+    pub mean: f64,
+    /// Sample variance (divisor n − 1); 0 for fewer than 2 points.
+    pub variance: f64,
+    /// The bias-corrected AR(1) coefficient used for prewhitening (0 for a constant series).
+    pub rho1: f64,
+    /// Bartlett bandwidth S of the residual kernel, in steps: lag k has weight `1 − k/S`.
+    pub bandwidth: f64,
+    /// Estimated long-run variance σ²_LR (per point; the mean's variance is σ²_LR / n): the
+    /// larger of `prewhitened_variance` and `monotone_variance`. Not clamped: it can be below
+    /// `variance`.
+    pub long_run_variance: f64,
+    /// The prewhitened Bartlett estimate of σ²_LR.
+    pub prewhitened_variance: f64,
+    /// The initial monotone sequence estimate of σ²_LR (the guard).
+    pub monotone_variance: f64,
+    /// `long_run_variance / variance`; 1 for a constant series or fewer than
+    /// [`MIN_POINTS`] points.
+    pub tau: f64,
+    /// `n / max(τ, 1)`: never more than n.
+    pub n_eff: f64,
+    /// Equivalent degrees of freedom of `prewhitened_variance` (at least 1, at most n − 1).
+    pub df: f64,
+}
+
+/// The Bartlett sum of a demeaned series and its bandwidth.
+#[derive(Debug, Clone, Copy)]
+struct Kernel {
+    /// `Σ z²`.
+    sum_sq: f64,
+    /// The prewhitened (or, for residuals, plain) Bartlett long-run sum, mean-corrected.
+    long_run_sum: f64,
+    /// The initial monotone sequence's long-run sum (the guard), mean-corrected; equal to
+    /// `long_run_sum` where it is not computed.
+    guard: f64,
+    rho1: f64,
+    bandwidth: f64,
+    df: f64,
+}
+
+impl Kernel {
+    /// The long-run over the plain sum of squares (1 when there is no variation).
+    fn tau(&self) -> f64 {
+        let v = self.long_run_sum.max(self.guard);
+        if self.sum_sq > 0.0 && v.is_finite() {
+            v / self.sum_sq
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Bartlett long-run sum of `z` (already demeaned), on index lags or, with `t`, on time
+/// distances in units of the median gap.
+fn bartlett(z: &[f64], t: Option<&[i64]>) -> Kernel {
+    let n = z.len();
+    let sum_sq: f64 = z.iter().map(|v| v * v).sum();
+    let plain_df = (n as f64 - 1.0).max(1.0);
+    if n < MIN_POINTS || !(sum_sq > 0.0) || !sum_sq.is_finite() {
+        return Kernel {
+            sum_sq,
+            long_run_sum: sum_sq,
+            guard: sum_sq,
+            rho1: 0.0,
+            bandwidth: 0.0,
+            df: plain_df,
+        };
+    }
+    let lag1: f64 = z.windows(2).map(|w| w[0] * w[1]).sum();
+    let rho1 = (lag1 / sum_sq).clamp(-RHO_BOUND, RHO_BOUND);
+    let tf = n as f64;
+    let alpha = 4.0 * rho1 * rho1 / ((1.0 - rho1).powi(2) * (1.0 + rho1).powi(2));
+    let bandwidth = (ANDREWS_BARTLETT * (alpha * tf).cbrt()).min(tf);
+    if bandwidth <= 1.0 {
+        return Kernel {
+            sum_sq,
+            long_run_sum: sum_sq,
+            guard: sum_sq,
+            rho1,
+            bandwidth,
+            df: plain_df,
+        };
+    }
+    // Positions in steps: indices, or time since the first point over the median gap.
+    let step = t.map_or(1.0, median_gap);
+    let pos = |k: usize| -> f64 {
+        match t {
+            Some(t) => (t[k] - t[0]) as f64 / step,
+            None => k as f64,
+        }
+    };
+    let mut cross = 0.0;
+    for k in 0..n {
+        let pk = pos(k);
+        let mut cross_k = 0.0;
+        for (l, &zl) in z.iter().enumerate().skip(k + 1) {
+            let d = pos(l) - pk;
+            if d >= bandwidth {
+                break;
+            }
+            cross_k += (1.0 - d / bandwidth) * zl;
+        }
+        cross += z[k] * cross_k;
+    }
+    let b = bandwidth / tf;
+    // Expected fraction of the long-run variance a Bartlett estimate keeps after demeaning,
+    // relative to the (T − 1)/T of the plain variance.
+    let kappa = ((1.0 - b + b * b / 3.0) / (1.0 - 1.0 / tf)).max(0.05);
+    let long_run_sum = ((sum_sq + 2.0 * cross) / kappa).max(0.0);
+    Kernel {
+        sum_sq,
+        long_run_sum,
+        guard: long_run_sum,
+        rho1,
+        bandwidth,
+        df: (1.5 * tf / bandwidth).min(plain_df).max(1.0),
+    }
+}
+
+/// Bound on the bias-corrected AR(1) coefficient used for prewhitening: at 0.97 one point
+/// is worth 1/66 of an independent one, which no window of a canary analysis overcomes.
+const PREWHITEN_BOUND: f64 = 0.97;
+
+/// Most lags the initial monotone sequence looks at (and never more than a quarter of the
+/// series).
+const MAX_IMS_LAG: usize = 2_000;
+
+/// Geyer's (1992) initial monotone sequence estimate of the long-run sum of `z` (already
+/// demeaned), with its demeaning correction: `(Σ_{|k| ≤ L} γ̂_k) / (1 − 2(L + 1)/T)`, where the
+/// sums of neighbouring autocovariances `Γ_m = γ̂_{2m} + γ̂_{2m+1}` are added while positive and
+/// made non-increasing, and L is the last lag added. Returns the sum and L.
+fn initial_monotone(z: &[f64]) -> (f64, usize) {
+    let n = z.len();
+    let gamma = |k: usize| -> f64 { z[..n - k].iter().zip(&z[k..]).map(|(a, b)| a * b).sum() };
+    let g0 = gamma(0);
+    let mut total = -g0;
+    let mut previous = f64::INFINITY;
+    let mut last_lag = 0;
+    let mut m = 0;
+    while 2 * m + 1 < (n / 4).min(MAX_IMS_LAG) {
+        let pair = gamma(2 * m) + gamma(2 * m + 1);
+        if pair <= 0.0 {
+            break;
+        }
+        let pair = pair.min(previous);
+        previous = pair;
+        total += 2.0 * pair;
+        last_lag = 2 * m + 1;
+        m += 1;
+    }
+    let total = if m == 0 { g0 } else { total.max(0.0) };
+    let b = (last_lag as f64 + 1.0) / n as f64;
+    (total / (1.0 - 2.0 * b).max(0.1), last_lag)
+}
+
+/// The long-run sums of `z` (already demeaned): the prewhitened Bartlett estimate, with the
+/// initial monotone sequence estimate as its guard (module docs).
+fn kernel(z: &[f64], t: Option<&[i64]>) -> Kernel {
+    let pw = kernel_pw(z, t);
+    if z.len() < MIN_POINTS || !(pw.sum_sq > 0.0) || !pw.sum_sq.is_finite() {
+        return pw;
+    }
+    let (guard, _) = initial_monotone(z);
+    Kernel { guard, ..pw }
+}
+
+/// The long-run sum of `z` (already demeaned): AR(1) prewhitening with a bias-corrected
+/// coefficient, a Bartlett kernel on the residuals, recoloured (see the module docs).
+fn kernel_pw(z: &[f64], t: Option<&[i64]>) -> Kernel {
+    let n = z.len();
+    let sum_sq: f64 = z.iter().map(|v| v * v).sum();
+    let plain_df = (n as f64 - 1.0).max(1.0);
+    if n < MIN_POINTS || !(sum_sq > 0.0) || !sum_sq.is_finite() {
+        return Kernel {
+            sum_sq,
+            long_run_sum: sum_sq,
+            guard: sum_sq,
+            rho1: 0.0,
+            bandwidth: 0.0,
+            df: plain_df,
+        };
+    }
+    let tf = n as f64;
+    let lag1: f64 = z.windows(2).map(|w| w[0] * w[1]).sum();
+    let rho_hat = lag1 / sum_sq;
+    // Marriott & Pope (1954) / Kendall (1954): with an estimated mean, E[ρ̂] ≈ ρ − (1 + 3ρ)/T.
+    let rho = (rho_hat + (1.0 + 3.0 * rho_hat) / tf).clamp(-PREWHITEN_BOUND, PREWHITEN_BOUND);
+    let e: Vec<f64> = z.windows(2).map(|w| w[1] - rho * w[0]).collect();
+    let e_mean = e.iter().sum::<f64>() / e.len() as f64;
+    let e: Vec<f64> = e.iter().map(|v| v - e_mean).collect();
+    let residual = bartlett(&e, t.map(|t| &t[1..]));
+    // The residuals' long-run sum, scaled from T − 1 to T points, recoloured by 1/(1 − ρ)².
+    let long_run_sum = residual.long_run_sum * tf / (tf - 1.0) / (1.0 - rho).powi(2);
+    // Degrees of freedom: Var(ρ̂) ≈ (1 − ρ²)/T and d log τ/dρ = 2/(1 − ρ²) give
+    // Var(log τ̂) ≈ 4/((1 − ρ²) T) = 2/ν_ρ; the residual kernel adds 2/ν_e.
+    let nu_rho = ((1.0 - rho * rho) * tf / 2.0).max(1.0);
+    let df = (1.0 / (1.0 / nu_rho + 1.0 / residual.df)).clamp(1.0, plain_df);
+    Kernel {
+        sum_sq,
+        long_run_sum,
+        guard: long_run_sum,
+        rho1: rho,
+        bandwidth: residual.bandwidth,
+        df,
+    }
+}
+
+/// Median of the positive gaps between consecutive time stamps (1 when there is none).
+fn median_gap(t: &[i64]) -> f64 {
+    let mut gaps: Vec<i64> = t
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&g| g > 0)
+        .collect();
+    if gaps.is_empty() {
+        return 1.0;
+    }
+    let mid = gaps.len() / 2;
+    let (_, g, _) = gaps.select_nth_unstable(mid);
+    *g as f64
+}
+
+/// The long-run variance of `values`, taken as equally spaced in time (see the module docs).
+/// Non-finite values make every estimate NaN; filter them first.
+pub fn long_run(values: &[f64]) -> LongRun {
+    long_run_inner(values, None)
+}
+
+/// [`long_run`] for a series with time stamps `t` (ascending, same length as `values`): the
+/// kernel weighs pairs of points by their distance in time, in units of the median gap.
+///
+/// # Panics
+/// If `t` and `values` differ in length.
+pub fn long_run_timed(t: &[i64], values: &[f64]) -> LongRun {
+    assert_eq!(t.len(), values.len(), "one time stamp per value");
+    long_run_inner(values, Some(t))
+}
+
+fn long_run_inner(values: &[f64], t: Option<&[i64]>) -> LongRun {
+    let n = values.len();
+    let mean = if n == 0 {
+        f64::NAN
+    } else {
+        values.iter().sum::<f64>() / n as f64
+    };
+    let z: Vec<f64> = values.iter().map(|v| v - mean).collect();
+    let k = kernel(&z, t);
+    let denom = (n as f64 - 1.0).max(1.0);
+    let variance = if n < 2 { 0.0 } else { k.sum_sq / denom };
+    let per_point = |sum: f64| if n < 2 { 0.0 } else { sum / denom };
+    let tau = if n >= MIN_POINTS { k.tau() } else { 1.0 };
+    LongRun {
+        n,
+        mean,
+        variance,
+        rho1: k.rho1,
+        bandwidth: k.bandwidth,
+        long_run_variance: per_point(k.long_run_sum.max(k.guard)),
+        prewhitened_variance: per_point(k.long_run_sum),
+        monotone_variance: per_point(k.guard),
+        tau,
+        n_eff: n as f64 / tau.max(1.0),
+        df: k.df,
+    }
+}
+
+/// The effective sample size `n / max(τ, 1)` of `values` (equally spaced).
+pub fn effective_sample_size(values: &[f64]) -> f64 {
+    long_run(values).n_eff
+}
+
+/// The variance inflation `max(τ, 1)` of the mean of `values` (equally spaced): the factor
+/// by which `variance / n` understates the variance of the mean.
+pub fn variance_inflation(values: &[f64]) -> f64 {
+    long_run(values).tau.max(1.0)
+}
+
+/// The number of consecutive points that carry about one independent value: `⌈max(τ, 1)⌉`.
+/// Means of blocks of this length are close to independent (batch means), which is what a
+/// test that assumes independent observations should be fed.
+pub fn block_length(values: &[f64]) -> usize {
+    let tau = variance_inflation(values);
+    if tau.is_finite() {
+        tau.ceil() as usize
+    } else {
+        values.len().max(1)
+    }
+}
+
+/// `(t_{ν, 1−α/2} / z_{1−α/2})²` for a two-sided `confidence`: how much wider (in variance) an
+/// interval must be when its standard error has ν degrees of freedom. 1 for ν ≥ 10⁶ or a
+/// confidence outside (0, 1).
+pub fn t_factor(df: f64, confidence: f64) -> f64 {
+    if !(confidence > 0.0 && confidence < 1.0) || !(df < 1e6) {
+        return 1.0;
+    }
+    let df = df.max(1.0);
+    let z = two_sided_z(confidence);
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(t) => {
+            let q = t.inverse_cdf(1.0 - (1.0 - confidence) / 2.0);
+            if q.is_finite() && q > 0.0 {
+                (q / z).powi(2).max(1.0)
+            } else {
+                1.0
+            }
+        }
+        Err(_) => 1.0,
+    }
+}
+
+/// The variance inflation of the Mann–Whitney statistic for two time series, and the
+/// effective sample sizes (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Inflation {
+    /// Factor (≥ 1) for the null variance of U: `max(1, τ_pw · t_factor(ν), τ_monotone)`.
+    pub factor: f64,
+    /// Long-run over independent variance of U's projection (the larger of the two
+    /// estimates); can be below 1.
+    pub tau: f64,
+    /// `[n / max(τ, 1), m / max(τ, 1)]`, canary then baseline.
+    pub n_eff: [f64; 2],
+    /// Whether the cohorts shared their time stamps and a load, so that τ was estimated on
+    /// the difference of their rank series (module docs); otherwise on each cohort alone.
+    pub shared_load: bool,
+    /// Bias-corrected AR(1) coefficient of the (more dependent) series τ came from.
+    pub rho1: f64,
+    /// Bandwidth of the residual kernel, in steps.
+    pub bandwidth: f64,
+    /// Degrees of freedom of the long-run estimate.
+    pub df: f64,
+}
+
+impl Inflation {
+    /// No dependence: factor 1, n_eff = n.
+    pub fn none(n: usize, m: usize) -> Inflation {
+        Inflation {
+            factor: 1.0,
+            tau: 1.0,
+            n_eff: [n as f64, m as f64],
+            shared_load: false,
+            rho1: 0.0,
+            bandwidth: 0.0,
+            df: f64::INFINITY,
+        }
+    }
+}
+
+/// Share of the larger cohort's points that must have a partner at the same time stamp for
+/// the two to be compared as one aligned series.
+pub const ALIGNED_SHARE: f64 = 0.9;
+
+/// How many standard errors (Bartlett's, for two independent autocorrelated series) the
+/// correlation of the two cohorts' rank series must exceed to count as a shared load.
+pub const SHARED_LOAD_Z: f64 = 2.0;
+
+/// Mid-ranks of `values` among themselves, divided by their count.
+fn own_ranks(values: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let len = values.len() as f64;
+    let mut out = vec![0.0; values.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i + 1;
+        while j < idx.len() && values[idx[j]] == values[idx[i]] {
+            j += 1;
+        }
+        let rank = (i + j + 1) as f64 / 2.0;
+        for &k in &idx[i..j] {
+            out[k] = rank / len;
+        }
+        i = j;
+    }
+    out
+}
+
+/// The demeaned own-rank series of the two cohorts at their shared time stamps:
+/// `(time stamps, canary, baseline)`.
+fn joined_ranks(
+    canary_t: &[i64],
+    canary: &[f64],
+    baseline_t: &[i64],
+    baseline: &[f64],
+) -> (Vec<i64>, Vec<f64>, Vec<f64>) {
+    let (ux, uy) = (own_ranks(canary), own_ranks(baseline));
+    let (mut t, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < canary_t.len() && j < baseline_t.len() {
+        match canary_t[i].cmp(&baseline_t[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                t.push(canary_t[i]);
+                x.push(ux[i]);
+                y.push(uy[j]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    for v in [&mut x, &mut y] {
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        v.iter_mut().for_each(|a| *a -= mean);
+    }
+    (t, x, y)
+}
+
+/// Whether two demeaned, aligned series are more correlated than two independent series
+/// with their autocorrelations would be: `r > z · √(V/T)` with Bartlett's (1935)
+/// `V = 1 + 2 Σ_k ρ̂_x(k) ρ̂_y(k)`, summed while both autocorrelations stay positive.
+fn shares_load(x: &[f64], y: &[f64]) -> bool {
+    let t = x.len();
+    let sxx: f64 = x.iter().map(|v| v * v).sum();
+    let syy: f64 = y.iter().map(|v| v * v).sum();
+    if t < MIN_POINTS || !(sxx > 0.0 && syy > 0.0) {
+        return false;
+    }
+    let r = x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / (sxx * syy).sqrt();
+    let acf = |z: &[f64], s0: f64, k: usize| -> f64 {
+        z[..t - k].iter().zip(&z[k..]).map(|(a, b)| a * b).sum::<f64>() / s0
+    };
+    let mut v = 1.0;
+    for k in 1..(t / 4).min(MAX_IMS_LAG) {
+        let (ax, ay) = (acf(x, sxx, k), acf(y, syy, k));
+        if ax <= 0.0 || ay <= 0.0 {
+            break;
+        }
+        v += 2.0 * ax * ay;
+    }
+    r > SHARED_LOAD_Z * (v / t as f64).sqrt()
+}
+
+/// Placements of each of `values` among `other_sorted`: `(#{o < v} + ½ #{o = v}) / len`.
+fn placements(values: &[f64], shift: f64, other_sorted: &[f64]) -> Vec<f64> {
+    let len = other_sorted.len() as f64;
+    values
+        .iter()
+        .map(|&v| {
+            let v = v - shift;
+            let lt = other_sorted.partition_point(|&o| o < v);
+            let le = lt + other_sorted[lt..].partition_point(|&o| o <= v);
+            (lt + le) as f64 / (2.0 * len)
+        })
+        .collect()
+}
+
+/// τ and the factor from a parametric (prewhitened) long-run sum with `df` degrees of
+/// freedom, a guard (initial monotone) sum, and the independent sum they are relative to.
+fn ratio_and_factor(
+    parametric: f64,
+    guard: f64,
+    df: f64,
+    independent: f64,
+    confidence: f64,
+) -> (f64, f64) {
+    if !(independent > 0.0 && independent.is_finite() && parametric.is_finite())
+        || !guard.is_finite()
+    {
+        return (1.0, 1.0);
+    }
+    let (p, g) = (parametric / independent, guard / independent);
+    let factor = (p * t_factor(df, confidence)).max(g).max(1.0);
+    (p.max(g), if factor.is_finite() { factor } else { 1.0 })
+}
+
+/// The variance inflation for comparing the canary series `(canary_t, canary)` with the
+/// baseline series `(baseline_t, baseline)` by Mann–Whitney, with the canary shifted by
+/// `shift` (the Hodges–Lehmann estimate) and a two-sided `confidence`. Time stamps are wall
+/// clock (ms), ascending within each series. Values must be finite. See the module docs.
+///
+/// # Panics
+/// If a time-stamp slice and its value slice differ in length.
+pub fn mann_whitney_inflation(
+    canary_t: &[i64],
+    canary: &[f64],
+    baseline_t: &[i64],
+    baseline: &[f64],
+    shift: f64,
+    confidence: f64,
+) -> Inflation {
+    assert_eq!(
+        canary_t.len(),
+        canary.len(),
+        "one time stamp per canary value"
+    );
+    assert_eq!(
+        baseline_t.len(),
+        baseline.len(),
+        "one time stamp per baseline value"
+    );
+    let (n, m) = (canary.len(), baseline.len());
+    if n == 0 || m == 0 {
+        return Inflation::none(n, m);
+    }
+    let (nf, mf) = (n as f64, m as f64);
+
+    // Shared time stamps and a shared load: the difference of the rank series.
+    let (jt, jx, jy) = joined_ranks(canary_t, canary, baseline_t, baseline);
+    if jt.len() as f64 >= ALIGNED_SHARE * n.max(m) as f64 && shares_load(&jx, &jy) {
+        let d: Vec<f64> = jx.iter().zip(&jy).map(|(a, b)| a - b).collect();
+        let k = kernel(&d, Some(&jt));
+        let (tau, factor) =
+            ratio_and_factor(k.long_run_sum, k.guard, k.df, k.sum_sq, confidence);
+        let clamp = tau.max(1.0);
+        return Inflation {
+            factor,
+            tau,
+            n_eff: [nf / clamp, mf / clamp],
+            shared_load: true,
+            rho1: k.rho1,
+            bandwidth: k.bandwidth,
+            df: k.df,
+        };
+    }
+
+    // Otherwise each cohort's placements on their own (DeLong's projection).
+    let shift = if shift.is_finite() { shift } else { 0.0 };
+    let ys = crate::compare::sorted_copy(baseline);
+    let xs: Vec<f64> = crate::compare::sorted_copy(canary)
+        .into_iter()
+        .map(|v| v - shift)
+        .collect();
+    let a = placements(canary, shift, &ys);
+    let b = placements(baseline, 0.0, &xs);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (abar, bbar) = (mean(&a), mean(&b));
+    let ca: Vec<f64> = a.iter().map(|p| (p - abar) / nf).collect();
+    let cb: Vec<f64> = b.iter().map(|p| -(p - bbar) / mf).collect();
+    let independent: f64 = ca.iter().chain(&cb).map(|c| c * c).sum();
+    let kc = kernel(&ca, Some(canary_t));
+    let kb = kernel(&cb, Some(baseline_t));
+    let long_run = kc.long_run_sum + kb.long_run_sum;
+    // Satterthwaite's degrees of freedom for a sum of two independent estimates.
+    let df = if long_run > 0.0 {
+        long_run * long_run / (kc.long_run_sum.powi(2) / kc.df + kb.long_run_sum.powi(2) / kb.df)
+    } else {
+        kc.df.min(kb.df)
+    }
+    .max(1.0);
+    let (tau, factor) =
+        ratio_and_factor(long_run, kc.guard + kb.guard, df, independent, confidence);
+    let clamp = tau.max(1.0);
+    let heavier = if kc.long_run_sum >= kb.long_run_sum {
+        kc
+    } else {
+        kb
+    };
+    Inflation {
+        factor,
+        tau,
+        n_eff: [nf / clamp, mf / clamp],
+        shared_load: false,
+        rho1: heavier.rho1,
+        bandwidth: heavier.bandwidth,
+        df,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic standard-normal stream (LCG + Box–Muller), so the tests need no
+    /// random crate and give the same numbers everywhere.
+    struct Normals(u64);
+
+    impl Normals {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+        fn next(&mut self) -> f64 {
+            let (u, v) = (self.uniform(), self.uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        }
+    }
+
+    /// A stationary unit-variance AR(1) series.
+    fn ar1(seed: u64, n: usize, rho: f64) -> Vec<f64> {
+        let mut g = Normals(seed);
+        let mut x = g.next();
+        let s = (1.0 - rho * rho).sqrt();
+        (0..n)
+            .map(|i| {
+                if i > 0 {
+                    x = rho * x + s * g.next();
+                }
+                x
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ar1_gives_the_textbook_effective_sample_size() {
+        // n_eff = n (1 − ρ)/(1 + ρ); averaged over a few deterministic series so that the
+        // check is about the estimator's bias, not one draw.
+        for (rho, tol) in [(0.0, 0.05), (0.5, 0.06), (0.7, 0.08), (0.9, 0.1)] {
+            let n = 4000;
+            let want = n as f64 * (1.0 - rho) / (1.0 + rho);
+            let runs = 8;
+            let mean_neff: f64 = (0..runs)
+                .map(|s| long_run(&ar1(100 + s, n, rho)).n_eff)
+                .sum::<f64>()
+                / runs as f64;
+            assert!(
+                ((mean_neff - want) / want).abs() < tol,
+                "rho {rho}: n_eff {mean_neff}, want {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn iid_gives_about_n_and_never_more() {
+        for seed in 1..6 {
+            let x = ar1(seed, 500, 0.0);
+            let lr = long_run(&x);
+            assert!(lr.n_eff <= 500.0);
+            assert!(lr.n_eff > 400.0, "n_eff {}", lr.n_eff);
+            assert!(lr.bandwidth < 4.0, "bandwidth {}", lr.bandwidth);
+        }
+    }
+
+    #[test]
+    fn constant_short_and_empty_series() {
+        let c = long_run(&[3.0; 50]);
+        assert_eq!((c.tau, c.n_eff, c.variance, c.rho1), (1.0, 50.0, 0.0, 0.0));
+        assert_eq!(c.mean, 3.0);
+        let s = long_run(&[1.0, 2.0, 3.0]);
+        assert_eq!(s.tau, 1.0);
+        assert_eq!(s.n_eff, 3.0);
+        let e = long_run(&[]);
+        assert_eq!(e.n, 0);
+        assert_eq!(e.n_eff, 0.0);
+        assert_eq!(block_length(&[5.0; 10]), 1);
+    }
+
+    #[test]
+    fn a_trend_counts_as_dependence() {
+        // A straight line is as persistent as a series gets: n_eff collapses.
+        let x: Vec<f64> = (0..200).map(f64::from).collect();
+        let lr = long_run(&x);
+        assert!(lr.n_eff < 10.0, "n_eff {}", lr.n_eff);
+        assert!(block_length(&x) > 20);
+    }
+
+    #[test]
+    fn fixed_b_correction_removes_the_mean_bias() {
+        // For i.i.d. data a Bartlett estimate with bandwidth bT keeps 1 − b + b²/3 of the
+        // variance on average (Kiefer & Vogelsang 2005), the factor the residual kernel
+        // divides by. Checked on the kernel sum directly.
+        let n = 200;
+        let runs = 400;
+        let mut total = 0.0;
+        for s in 0..runs {
+            let x = ar1(7_000 + s, n, 0.0);
+            let mean = x.iter().sum::<f64>() / n as f64;
+            let z: Vec<f64> = x.iter().map(|v| v - mean).collect();
+            // Bandwidth 50 (b = 0.25) by hand.
+            let bw = 50.0;
+            let mut v: f64 = z.iter().map(|a| a * a).sum();
+            for k in 0..n {
+                for l in k + 1..n {
+                    let d = (l - k) as f64;
+                    if d >= bw {
+                        break;
+                    }
+                    v += 2.0 * (1.0 - d / bw) * z[k] * z[l];
+                }
+            }
+            total += v / n as f64;
+        }
+        let b: f64 = 0.25;
+        let want = 1.0 - b + b * b / 3.0;
+        let got = total / runs as f64;
+        assert!((got - want).abs() < 0.04, "mean {got}, want {want}");
+    }
+
+    #[test]
+    fn timed_kernel_matches_indices_on_a_regular_grid() {
+        let x = ar1(3, 300, 0.6);
+        let t: Vec<i64> = (0..300).map(|i| 1_767_225_600_000 + 10_000 * i).collect();
+        let a = long_run(&x);
+        let b = long_run_timed(&t, &x);
+        assert!((a.tau - b.tau).abs() < 1e-9, "{} vs {}", a.tau, b.tau);
+        assert!(a.tau > 2.0);
+    }
+
+    #[test]
+    fn t_factor_is_one_for_many_degrees_of_freedom() {
+        assert_eq!(t_factor(f64::INFINITY, 0.98), 1.0);
+        assert_eq!(t_factor(2e6, 0.98), 1.0);
+        // qt(0.99, 9) = 2.821438; qnorm(0.99) = 2.326348.
+        let f = t_factor(9.0, 0.98);
+        assert!((f - (2.821438 / 2.326348f64).powi(2)).abs() < 1e-5, "{f}");
+        assert!(t_factor(59.0, 0.98) < 1.06);
+    }
+
+    fn stamps(n: usize) -> Vec<i64> {
+        (0..n as i64).map(|i| 10_000 * i).collect()
+    }
+
+    #[test]
+    fn independent_cohorts_are_left_alone() {
+        // Mean factor over seeds stays close to 1 (the t factor adds a few percent).
+        let mut total = 0.0;
+        for s in 0..20 {
+            let x = ar1(500 + s, 240, 0.0);
+            let y = ar1(900 + s, 240, 0.0);
+            let t = stamps(240);
+            let f = mann_whitney_inflation(&t, &x, &t, &y, 0.0, 0.98);
+            assert!(f.factor >= 1.0);
+            assert!(f.n_eff[0] <= 240.0 && f.n_eff[0] > 150.0, "{f:?}");
+            total += f.factor;
+        }
+        assert!(total / 20.0 < 1.15, "mean factor {}", total / 20.0);
+    }
+
+    #[test]
+    fn autocorrelated_cohorts_are_inflated_by_about_tau() {
+        // Two independent AR(1) series with ρ = 0.7: τ = 1.7/0.3 ≈ 5.7.
+        let mut taus = Vec::new();
+        for s in 0..10 {
+            let x = ar1(40 + s, 2000, 0.7);
+            let y = ar1(80 + s, 2000, 0.7);
+            let t = stamps(2000);
+            let f = mann_whitney_inflation(&t, &x, &t, &y, 0.0, 0.98);
+            assert!(f.factor >= f.tau);
+            taus.push(f.tau);
+        }
+        let mean = taus.iter().sum::<f64>() / taus.len() as f64;
+        // The placements are a monotone transform of a Gaussian AR(1), whose
+        // autocorrelations are slightly smaller than ρ^k: τ a bit under 5.7.
+        assert!(mean > 4.0 && mean < 6.5, "mean τ {mean}");
+    }
+
+    #[test]
+    fn a_shared_load_cancels_when_it_can_be_told_from_chance() {
+        // Both cohorts carry the same moderately persistent load (AR(1), ρ = 0.5, sd 2) plus
+        // their own independent noise: each series alone is autocorrelated, but the load
+        // cancels in the difference of the two, and their correlation is far beyond what two
+        // independent series with these autocorrelations would show.
+        let n = 360;
+        let t = stamps(n);
+        let load: Vec<f64> = ar1(21, n, 0.5).iter().map(|v| 2.0 * v).collect();
+        let mut g = Normals(22);
+        let x: Vec<f64> = load.iter().map(|w| w + g.next()).collect();
+        let y: Vec<f64> = load.iter().map(|w| w + g.next()).collect();
+        assert!(long_run(&x).tau > 2.0, "{:?}", long_run(&x));
+        let f = mann_whitney_inflation(&t, &x, &t, &y, 0.0, 0.98);
+        assert!(f.shared_load, "{f:?}");
+        assert!(f.tau < 1.5 && f.factor < 1.6, "{f:?}");
+        // Without shared time stamps nothing can cancel: the load is dependence.
+        let later: Vec<i64> = t.iter().map(|s| s + 86_400_000).collect();
+        let g = mann_whitney_inflation(&t, &x, &later, &y, 0.0, 0.98);
+        assert!(!g.shared_load && g.tau > 2.0, "{g:?}");
+    }
+
+    #[test]
+    fn a_slow_shared_wave_cannot_be_told_from_chance() {
+        // A shared wave of a few slow cycles per window looks the same as two independent
+        // slow waves that happen to align, so it is not trusted to cancel: it counts as
+        // dependence, which is conservative (and `paired` is the mode that cancels it).
+        let n = 360;
+        let t = stamps(n);
+        let wave: Vec<f64> = (0..n).map(|i| 3.0 * (i as f64 / 60.0).sin()).collect();
+        let mut g = Normals(11);
+        let x: Vec<f64> = wave.iter().map(|w| w + g.next()).collect();
+        let y: Vec<f64> = wave.iter().map(|w| w + g.next()).collect();
+        let f = mann_whitney_inflation(&t, &x, &t, &y, 0.0, 0.98);
+        assert!(!f.shared_load && f.tau > 3.0, "{f:?}");
+        let d: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a - b).collect();
+        assert!(long_run(&d).tau < 1.5, "{:?}", long_run(&d));
+    }
+
+    #[test]
+    fn cohort_weights_follow_the_variance_of_u() {
+        // Only the canary is autocorrelated. The canary's placements carry weight 1/n² each,
+        // summed over n points: its share of Var(U/nm) is ∝ 1/n, the baseline's ∝ 1/m, so
+        // τ ≈ (m τ_x + n τ_y)/(n + m) with τ_y = 1.
+        let (n, m) = (2000, 500);
+        let x = ar1(5, n, 0.8); // τ_x = 9
+        let y = ar1(6, m, 0.0);
+        let tx = stamps(n);
+        let ty: Vec<i64> = (0..m as i64).map(|i| 10_000_000_000 + 10_000 * i).collect();
+        let f = mann_whitney_inflation(&tx, &x, &ty, &y, 0.0, 0.98);
+        let tau_x = long_run(&x).tau;
+        let want = (m as f64 * tau_x + n as f64) / (n + m) as f64;
+        assert!(
+            (f.tau - want).abs() / want < 0.25,
+            "τ {} want {want}",
+            f.tau
+        );
+    }
+
+    #[test]
+    fn the_inflated_test_keeps_its_level_on_ar1_pairs() {
+        // Healthy pairs of independent AR(1) series, ρ = 0.9, 120 points: the 98% interval
+        // should lie above 0 in about 1% of them. Plain Mann–Whitney does so in about 30%.
+        let (n, reps) = (120, 300);
+        let t = stamps(n);
+        let (mut auto, mut plain) = (0, 0);
+        for s in 0..reps {
+            let x = ar1(10_000 + 2 * s, n, 0.9);
+            let y = ar1(10_001 + 2 * s, n, 0.9);
+            let hl = crate::shift::hodges_lehmann(
+                &crate::compare::sorted_copy(&x),
+                &crate::compare::sorted_copy(&y),
+            );
+            let f = mann_whitney_inflation(&t, &x, &t, &y, hl, 0.98);
+            for (factor, count) in [(f.factor, &mut auto), (1.0, &mut plain)] {
+                let o = crate::CompareOptions {
+                    confidence: 0.98,
+                    variance_inflation: factor,
+                };
+                if crate::compare_with(&x, &y, &o).unwrap().ci[0] > 0.0 {
+                    *count += 1;
+                }
+            }
+        }
+        assert!(auto <= 9, "auto: {auto} of {reps} above 0"); // ≤ 3%
+        assert!(plain >= 45, "plain: {plain} of {reps} above 0"); // ≥ 15%
+    }
+
+    #[test]
+    fn degenerate_inputs() {
+        let t = stamps(5);
+        let f = mann_whitney_inflation(&t, &[1.0; 5], &t, &[1.0; 5], 0.0, 0.98);
+        assert_eq!(f.tau, 1.0);
+        assert_eq!(f.n_eff, [5.0, 5.0]);
+        let f = mann_whitney_inflation(&[], &[], &t, &[1.0; 5], 0.0, 0.98);
+        assert_eq!(f.factor, 1.0);
+    }
+}

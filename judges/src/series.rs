@@ -1,0 +1,745 @@
+//! Classifying time series: the metric classifier with the points' dependence taken into
+//! account, and the scoring rule for metrics that do not yet have enough independent
+//! evidence.
+//!
+//! [`classify_series`] takes each cohort's window as time stamps and values and applies
+//! [`MetricOptions::independence`]:
+//!
+//! - **`assume`**: exactly [`crate::classify`] on the values (plain Mann–Whitney, R's and
+//!   Kayenta's behaviour); the time stamps are ignored and `n_eff` is not reported.
+//! - **`auto`**: the same steps as [`crate::classify`] (options, preprocessing, no data,
+//!   comparison, decision), but the Mann–Whitney null variance is multiplied by the factor
+//!   [`crate::autocorr::mann_whitney_inflation`] estimates from the two series, in the
+//!   p-value and in the Hodges–Lehmann interval alike.
+//! - **`paired`**: the canary point at `t` is matched with the baseline point at
+//!   `t − baseline_offset`; the test is [`crate::paired::paired_test`] on the pairs (mean
+//!   difference, HAC standard error, Student-t interval) and the decision rule is the same
+//!   (interval wholly above 0 and the mean ratio reaching `allowed_increase`, …). Points
+//!   without a partner are left out and counted in a warning; `min_samples` counts pairs.
+//!
+//! Preprocessing (NaN handling, outliers) is [`crate::preprocess::preprocess`]'s, applied so
+//! that every kept value keeps its time stamp.
+//!
+//! # Too little independent evidence
+//!
+//! With `auto` and `paired` every judged result reports `n_eff`, the effective sample size of
+//! each side. When either is below `max(min_samples, 1)`:
+//!
+//! - a warning says so;
+//! - a `pass`, `high` or `low` becomes **`nodata`**: its reason starts with
+//!   `nodata: too little independent evidence` and ends with what the test alone said. The
+//!   test's numbers stay in the result. Never `nodata_fail`, even with `must_have_data`: the
+//!   data is there, it is just not yet worth enough independent values. An `error` stays an
+//!   error.
+//! - scoring ([`score_with_evidence`]) caps the interval at **hold**: it cannot promote while
+//!   a metric is unjudged for this reason, and it aborts only if it would abort whatever
+//!   that metric turns out to be (as if it passed). So too little evidence is never a silent
+//!   pass and never a false abort: a longer window (more points) or a larger step settles it.
+
+use std::cell::Cell;
+
+use crate::autocorr::{Independence, Inflation, mann_whitney_inflation};
+use crate::classify::{
+    Classification, MetricOptions, MetricResult, TestKind, format_number, initial_result,
+    judge_preprocessed,
+};
+use crate::compare::{CompareOptions, Comparison, Method, compare_with, sorted_copy};
+use crate::paired::{PairedComparison, pair_by_time, paired_test};
+use crate::preprocess::{NanStrategy, Preprocessed, outlier_fences};
+use crate::score::{Scorecard, ScoredMetric, Verdict, score};
+use crate::{GroupWeights, JudgeError, Thresholds};
+
+/// One cohort's points: time stamps (ms since the epoch, ascending) and values.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Series<'a> {
+    pub t: &'a [i64],
+    pub v: &'a [f64],
+}
+
+/// Classifies the canary series against the baseline series by the rules of
+/// [`crate::classify`] and the module docs. `baseline_offset` is how far the baseline window
+/// lies before the canary's (ms; only `paired` uses it). Never panics.
+pub fn classify_series(
+    canary: Series<'_>,
+    baseline: Series<'_>,
+    baseline_offset: i64,
+    options: &MetricOptions,
+) -> MetricResult {
+    if options.independence == Independence::Assume {
+        return crate::classify::classify(
+            canary.v,
+            baseline.v,
+            &MetricOptions {
+                independence: Independence::Assume,
+                ..options.clone()
+            },
+        );
+    }
+    let mut result = initial_result(options, canary.v.len(), baseline.v.len());
+    for (s, side) in [(canary, "canary"), (baseline, "baseline")] {
+        if s.t.len() != s.v.len() {
+            result.reason = format!(
+                "error: the {side} series has {} time stamps for {} values",
+                s.t.len(),
+                s.v.len()
+            );
+            return result;
+        }
+    }
+    if let Err(e) = options.validate() {
+        result.reason = format!("error: {e}");
+        return result;
+    }
+    let (ct, cv, pc) = preprocess_timed(canary, options.nan_strategy, options.outlier_factor);
+    let (bt, bv, pb) = preprocess_timed(baseline, options.nan_strategy, options.outlier_factor);
+    match options.independence {
+        Independence::Paired => paired(
+            result,
+            (&ct, &cv, pc),
+            (&bt, &bv, pb),
+            baseline_offset,
+            options,
+        ),
+        _ => auto(result, (&ct, &cv, pc), (&bt, &bv, pb), options),
+    }
+}
+
+type Side<'a> = (&'a [i64], &'a [f64], Preprocessed);
+
+fn auto(result: MetricResult, c: Side<'_>, b: Side<'_>, options: &MetricOptions) -> MetricResult {
+    let (ct, cv, pc) = c;
+    let (bt, bv, pb) = b;
+    let found: Cell<Option<Inflation>> = Cell::new(None);
+    let compare = |x: &[f64], y: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
+        // `x` and `y` are `cv` and `bv`: judge_preprocessed passes them through.
+        if x.iter().chain(y).any(|v| !v.is_finite()) || x.is_empty() || y.is_empty() {
+            return compare_with(x, y, o);
+        }
+        let hl = crate::shift::hodges_lehmann(&sorted_copy(x), &sorted_copy(y));
+        let inflation = mann_whitney_inflation(ct, x, bt, y, hl, o.confidence);
+        found.set(Some(inflation));
+        compare_with(
+            x,
+            y,
+            &CompareOptions {
+                variance_inflation: o.variance_inflation * inflation.factor,
+                ..*o
+            },
+        )
+    };
+    let mut result = judge_preprocessed(result, cv, bv, [pc, pb], options, compare);
+    if let Some(inflation) = found.get() {
+        result.n_eff = Some(inflation.n_eff);
+        result.variance_inflation = Some(inflation.factor);
+        if inflation.factor > 1.0 && result.classification != Classification::Error {
+            result.reason.push_str(&format!(
+                "; autocorrelation: variance ×{}, n_eff {} | {}",
+                format_number(inflation.factor),
+                format_number(inflation.n_eff[0]),
+                format_number(inflation.n_eff[1])
+            ));
+        }
+        evidence_rule(&mut result, options, inflation.n_eff, [cv.len(), bv.len()]);
+    }
+    result
+}
+
+fn paired(
+    result: MetricResult,
+    c: Side<'_>,
+    b: Side<'_>,
+    offset: i64,
+    options: &MetricOptions,
+) -> MetricResult {
+    let (ct, cv, pc) = c;
+    let (bt, bv, pb) = b;
+    let pairs = pair_by_time(ct, cv, bt, bv, offset);
+    let found: Cell<Option<PairedComparison>> = Cell::new(None);
+    let compare = |x: &[f64], y: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
+        let p = paired_test(&pairs.t, x, y, o.confidence)?;
+        found.set(Some(p));
+        Ok(Comparison {
+            method: Method::Normal,
+            n_canary: x.len(),
+            n_baseline: y.len(),
+            u: f64::NAN,
+            p_value: p.p_value,
+            estimate: p.estimate,
+            ci: p.ci,
+            confidence: o.confidence,
+        })
+    };
+    let mut result = judge_preprocessed(
+        result,
+        &pairs.canary,
+        &pairs.baseline,
+        [pc, pb],
+        options,
+        compare,
+    );
+    result.test = TestKind::Paired;
+    result.method = None;
+    result.u = None;
+    let [uc, ub] = pairs.unpaired;
+    if uc + ub > 0 {
+        result.warnings.push(format!(
+            "{uc} canary and {ub} baseline points had no partner at the same time and were \
+             left out"
+        ));
+    }
+    match found.get() {
+        Some(p) => {
+            result.reason = result.reason.replacen(
+                "canary − baseline shift",
+                "mean paired difference (canary − baseline)",
+                1,
+            );
+            let n_eff = p.long_run.n_eff;
+            result.n_eff = Some([n_eff, n_eff]);
+            result.variance_inflation = Some(p.long_run.tau.max(1.0));
+            if p.long_run.tau > 1.0 && result.classification != Classification::Error {
+                result.reason.push_str(&format!(
+                    "; autocorrelation: variance ×{}, n_eff {}",
+                    format_number(p.long_run.tau),
+                    format_number(n_eff)
+                ));
+            }
+            evidence_rule(&mut result, options, [n_eff, n_eff], [p.n_pairs, p.n_pairs]);
+        }
+        None if matches!(
+            result.classification,
+            Classification::Nodata | Classification::NodataFail
+        ) =>
+        {
+            result
+                .reason
+                .push_str(" (counting pairs at equal time stamps)");
+        }
+        None => {}
+    }
+    result
+}
+
+/// The rule of the module docs for an effective sample size below `min_samples`.
+fn evidence_rule(
+    result: &mut MetricResult,
+    options: &MetricOptions,
+    n_eff: [f64; 2],
+    points: [usize; 2],
+) {
+    let need = options.min_samples.max(1);
+    if !(n_eff[0] < need as f64 || n_eff[1] < need as f64) {
+        return;
+    }
+    let what = format!(
+        "effective sample size canary {}, baseline {} ({} and {} autocorrelated points), \
+         need ≥ {need} per side",
+        format_number(n_eff[0]),
+        format_number(n_eff[1]),
+        points[0],
+        points[1]
+    );
+    result
+        .warnings
+        .push(format!("too little independent evidence: {what}"));
+    if matches!(
+        result.classification,
+        Classification::Pass | Classification::High | Classification::Low
+    ) {
+        let said = std::mem::take(&mut result.reason);
+        result.classification = Classification::Nodata;
+        result.reason =
+            format!("nodata: too little independent evidence: {what}; the test alone says {said}");
+    }
+}
+
+/// [`classify_series`] for two plain value lists taken as time series in input order, one
+/// point per step: with equal lengths, the i-th canary and baseline values are taken as
+/// simultaneous (aligned rows); otherwise the two are taken as not simultaneous, and
+/// `paired` is an error.
+pub fn classify_values(canary: &[f64], baseline: &[f64], options: &MetricOptions) -> MetricResult {
+    let (n, m) = (canary.len(), baseline.len());
+    if options.independence == Independence::Paired && n != m {
+        let mut result = initial_result(options, n, m);
+        result.test = TestKind::Paired;
+        result.reason = format!(
+            "error: independence paired needs as many canary as baseline values (value i \
+             with value i), got {n} and {m}"
+        );
+        return result;
+    }
+    let ct: Vec<i64> = (0..n as i64).collect();
+    let start = if n == m { 0 } else { n as i64 + 1 };
+    let bt: Vec<i64> = (0..m as i64).map(|i| start + i).collect();
+    classify_series(
+        Series { t: &ct, v: canary },
+        Series {
+            t: &bt,
+            v: baseline,
+        },
+        0,
+        options,
+    )
+}
+
+/// Whether a result is `nodata` because its effective sample size was too small (the rule of
+/// the module docs), as opposed to missing data.
+pub fn lacks_evidence(result: &MetricResult) -> bool {
+    result.classification == Classification::Nodata && result.n_eff.is_some()
+}
+
+/// [`score`], then the evidence rule of the module docs: when some metric `lacking` (same
+/// order as `metrics`) independent evidence, the verdict is at most **hold**, and **abort**
+/// only when the metrics scored as passing would abort too.
+pub fn score_with_evidence(
+    metrics: &[ScoredMetric],
+    lacking: &[bool],
+    weights: &GroupWeights,
+    thresholds: &Thresholds,
+) -> Result<Scorecard, JudgeError> {
+    let card = score(metrics, weights, thresholds)?;
+    let names: Vec<&str> = metrics
+        .iter()
+        .zip(lacking)
+        .filter(|&(_, &l)| l)
+        .map(|(m, _)| m.name.as_str())
+        .collect();
+    if names.is_empty() || card.verdict == Verdict::Hold {
+        return Ok(card);
+    }
+    if card.verdict == Verdict::Abort {
+        let optimistic: Vec<ScoredMetric> = metrics
+            .iter()
+            .zip(lacking)
+            .map(|(m, &l)| ScoredMetric {
+                classification: if l {
+                    Classification::Pass
+                } else {
+                    m.classification
+                },
+                ..m.clone()
+            })
+            .collect();
+        if score(&optimistic, weights, thresholds)?.verdict == Verdict::Abort {
+            return Ok(card);
+        }
+    }
+    let rest = ["promote: ", "abort: "]
+        .iter()
+        .find_map(|p| card.reason.strip_prefix(p))
+        .unwrap_or(&card.reason)
+        .to_string();
+    Ok(Scorecard {
+        verdict: Verdict::Hold,
+        reason: format!(
+            "hold: too little independent evidence yet for {} (effective sample size below \
+             min_samples); without {}: {rest}",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" }
+        ),
+        ..card
+    })
+}
+
+/// [`crate::preprocess::preprocess`] keeping each value's time stamp: the same values in the
+/// same order, and the same counts.
+fn preprocess_timed(
+    s: Series<'_>,
+    nan: NanStrategy,
+    outlier_factor: Option<f64>,
+) -> (Vec<i64>, Vec<f64>, Preprocessed) {
+    let mut counts = Preprocessed::default();
+    let mut t = Vec::with_capacity(s.v.len());
+    let mut v = Vec::with_capacity(s.v.len());
+    for (&ti, &vi) in s.t.iter().zip(s.v) {
+        if vi.is_finite() {
+            t.push(ti);
+            v.push(vi);
+        } else {
+            match nan {
+                NanStrategy::Remove => counts.non_finite_removed += 1,
+                NanStrategy::Replace(r) => {
+                    counts.non_finite_replaced += 1;
+                    t.push(ti);
+                    v.push(r);
+                }
+            }
+        }
+    }
+    if let (Some(k), false) = (outlier_factor, v.is_empty()) {
+        let [lower, upper] = outlier_fences(&v, k);
+        let before = v.len();
+        let keep: Vec<bool> = v.iter().map(|&x| !(x < lower || x > upper)).collect();
+        let mut i = 0;
+        t.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        v.retain(|&x| !(x < lower || x > upper));
+        counts.outliers_removed = before - v.len();
+    }
+    (t, v, counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Direction;
+    use crate::preprocess::preprocess;
+
+    struct Normals(u64);
+
+    impl Normals {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+        fn next(&mut self) -> f64 {
+            let (u, v) = (self.uniform(), self.uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        }
+    }
+
+    fn ar1(seed: u64, n: usize, rho: f64, mean: f64) -> Vec<f64> {
+        let mut g = Normals(seed);
+        let mut x = g.next();
+        let s = (1.0 - rho * rho).sqrt();
+        (0..n)
+            .map(|i| {
+                if i > 0 {
+                    x = rho * x + s * g.next();
+                }
+                mean + x
+            })
+            .collect()
+    }
+
+    fn stamps(n: usize) -> Vec<i64> {
+        (0..n as i64)
+            .map(|i| 1_767_225_600_000 + 10_000 * i)
+            .collect()
+    }
+
+    fn opts(independence: Independence) -> MetricOptions {
+        MetricOptions {
+            independence,
+            min_samples: 10,
+            ..MetricOptions::default()
+        }
+    }
+
+    #[test]
+    fn assume_is_plain_mann_whitney_exactly() {
+        let x = ar1(1, 120, 0.8, 0.3);
+        let y = ar1(2, 120, 0.8, 0.0);
+        let t = stamps(120);
+        let plain = crate::classify::classify(&x, &y, &MetricOptions::default());
+        let r = classify_series(
+            Series { t: &t, v: &x },
+            Series { t: &t, v: &y },
+            0,
+            &opts(Independence::Assume),
+        );
+        // Identical but for min_samples (10 vs 1), which does not matter here.
+        assert_eq!(r.p_value, plain.p_value);
+        assert_eq!(r.ci, plain.ci);
+        assert_eq!(r.u, plain.u);
+        assert_eq!(r.estimate, plain.estimate);
+        assert_eq!(r.reason, plain.reason);
+        assert_eq!(r.n_eff, None);
+        assert_eq!(r.variance_inflation, None);
+        // And `classify` with the default options is R's wilcox.test: the exact method for
+        // small tie-free samples.
+        let small = crate::classify::classify(&x[..20], &y[..20], &MetricOptions::default());
+        assert_eq!(small.method, Some(Method::Exact));
+    }
+
+    #[test]
+    fn auto_widens_the_interval_on_autocorrelated_data() {
+        let x = ar1(3, 360, 0.9, 0.0);
+        let y = ar1(4, 360, 0.9, 0.0);
+        let t = stamps(360);
+        let s = |v| Series { t: &t, v };
+        let plain = classify_series(s(&x), s(&y), 0, &opts(Independence::Assume));
+        let auto = classify_series(s(&x), s(&y), 0, &opts(Independence::Auto));
+        let width = |r: &MetricResult| {
+            let [lo, hi] = r.ci.unwrap();
+            hi - lo
+        };
+        let f = auto.variance_inflation.unwrap();
+        assert!(f > 8.0, "inflation {f}");
+        // The interval is about √f wider (exactly so for the normal approximation of a
+        // pure location shift; the order statistics make it approximate).
+        let ratio = width(&auto) / width(&plain);
+        assert!(
+            (ratio / f.sqrt() - 1.0).abs() < 0.15,
+            "ratio {ratio}, √f {}",
+            f.sqrt()
+        );
+        let [nc, nb] = auto.n_eff.unwrap();
+        assert!(nc < 60.0 && nb < 60.0 && nc > 5.0, "{nc} {nb}");
+        assert_eq!(auto.method, Some(Method::Normal));
+        assert!(
+            auto.reason.contains("autocorrelation: variance ×"),
+            "{}",
+            auto.reason
+        );
+    }
+
+    #[test]
+    fn auto_leaves_iid_data_nearly_unchanged() {
+        let mut ratios = Vec::new();
+        for seed in 0..10 {
+            let x = ar1(100 + seed, 360, 0.0, 0.0);
+            let y = ar1(200 + seed, 360, 0.0, 0.0);
+            let t = stamps(360);
+            let s = |v| Series { t: &t, v };
+            let plain = classify_series(s(&x), s(&y), 0, &opts(Independence::Assume));
+            let auto = classify_series(s(&x), s(&y), 0, &opts(Independence::Auto));
+            let w = |r: &MetricResult| r.ci.unwrap()[1] - r.ci.unwrap()[0];
+            ratios.push(w(&auto) / w(&plain));
+            let [nc, _] = auto.n_eff.unwrap();
+            assert!(nc > 250.0, "{nc}");
+        }
+        let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
+        assert!(
+            mean >= 1.0 && mean < 1.08,
+            "mean width ratio {mean}: {ratios:?}"
+        );
+    }
+
+    #[test]
+    fn too_little_independent_evidence_is_nodata_never_high() {
+        // A big shift on very persistent, short series: the test alone says high, but 60
+        // points at ρ = 0.95 are worth about 2 independent ones per side.
+        let x = ar1(5, 60, 0.95, 3.0);
+        let y = ar1(6, 60, 0.95, 0.0);
+        let t = stamps(60);
+        let o = MetricOptions {
+            must_have_data: true,
+            critical: true,
+            ..opts(Independence::Auto)
+        };
+        let r = classify_series(Series { t: &t, v: &x }, Series { t: &t, v: &y }, 0, &o);
+        assert_eq!(r.classification, Classification::Nodata, "{}", r.reason);
+        assert!(
+            r.reason
+                .starts_with("nodata: too little independent evidence: effective sample size"),
+            "{}",
+            r.reason
+        );
+        assert!(r.reason.contains("the test alone says "), "{}", r.reason);
+        assert!(r.warnings[0].starts_with("too little independent evidence"));
+        assert!(lacks_evidence(&r));
+        assert!(r.ci.is_some());
+        // Plain data shortage is still plain nodata_fail.
+        let r = classify_series(
+            Series {
+                t: &t[..3],
+                v: &x[..3],
+            },
+            Series { t: &t, v: &y },
+            0,
+            &o,
+        );
+        assert_eq!(r.classification, Classification::NodataFail);
+        assert!(!lacks_evidence(&r));
+    }
+
+    #[test]
+    fn paired_cancels_a_shared_load() {
+        // Both cohorts ride the same big wave; the canary is 0.5 higher. Mann–Whitney sees
+        // two wide, overlapping distributions; the paired differences see the 0.5.
+        let n = 360;
+        let t = stamps(n);
+        let mut g = Normals(9);
+        let wave: Vec<f64> = (0..n).map(|i| 20.0 * (i as f64 / 50.0).sin()).collect();
+        let y: Vec<f64> = wave.iter().map(|w| 100.0 + w + 0.5 * g.next()).collect();
+        let x: Vec<f64> = wave.iter().map(|w| 100.5 + w + 0.5 * g.next()).collect();
+        let o = MetricOptions {
+            direction: Direction::Increase,
+            ..opts(Independence::Paired)
+        };
+        let r = classify_series(Series { t: &t, v: &x }, Series { t: &t, v: &y }, 0, &o);
+        assert_eq!(r.classification, Classification::High, "{}", r.reason);
+        assert_eq!(r.test, TestKind::Paired);
+        assert!(
+            r.reason
+                .starts_with("high: mean paired difference (canary − baseline) +0.5"),
+            "{}",
+            r.reason
+        );
+        assert_eq!((r.u, r.method), (None, None));
+        let mw = classify_series(
+            Series { t: &t, v: &x },
+            Series { t: &t, v: &y },
+            0,
+            &opts(Independence::Assume),
+        );
+        assert_eq!(mw.classification, Classification::Pass, "{}", mw.reason);
+    }
+
+    #[test]
+    fn paired_matches_by_offset_and_counts_the_rest() {
+        let t = stamps(30);
+        let early: Vec<i64> = t.iter().map(|s| s - 3_600_000).collect();
+        let x: Vec<f64> = (0..30).map(|i| f64::from(i % 5)).collect();
+        let y: Vec<f64> = x.clone();
+        let r = classify_series(
+            Series { t: &t, v: &x },
+            Series {
+                t: &early[..25],
+                v: &y[..25],
+            },
+            3_600_000,
+            &opts(Independence::Paired),
+        );
+        assert_eq!(r.classification, Classification::Pass, "{}", r.reason);
+        assert_eq!((r.n_canary, r.n_baseline), (25, 25));
+        assert_eq!(r.estimate, Some(0.0));
+        assert_eq!(
+            r.warnings,
+            vec![
+                "5 canary and 0 baseline points had no partner at the same time and were left out"
+            ]
+        );
+        // Without the offset nothing pairs.
+        let r = classify_series(
+            Series { t: &t, v: &x },
+            Series { t: &early, v: &y },
+            0,
+            &opts(Independence::Paired),
+        );
+        assert_eq!(r.classification, Classification::Nodata);
+        assert!(
+            r.reason.ends_with("(counting pairs at equal time stamps)"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn classify_values_aligns_rows_of_equal_length() {
+        let x = ar1(7, 200, 0.8, 0.0);
+        let y = ar1(8, 200, 0.8, 0.0);
+        let r = crate::classify::classify(&x, &y, &opts(Independence::Auto));
+        assert!(r.variance_inflation.unwrap() > 3.0);
+        let r = crate::classify::classify(&x, &y[..150], &opts(Independence::Auto));
+        assert!(r.variance_inflation.unwrap() > 3.0);
+        let r = crate::classify::classify(&x, &y[..150], &opts(Independence::Paired));
+        assert_eq!(r.classification, Classification::Error);
+        assert!(r.reason.contains("got 200 and 150"), "{}", r.reason);
+    }
+
+    #[test]
+    fn preprocessing_keeps_time_stamps_and_matches_preprocess() {
+        let v = [
+            1.0,
+            f64::NAN,
+            3.0,
+            1000.0,
+            2.0,
+            f64::INFINITY,
+            2.5,
+            1.5,
+            2.0,
+            3.0,
+        ];
+        let t: Vec<i64> = (0..10).collect();
+        for nan in [NanStrategy::Remove, NanStrategy::Replace(2.0)] {
+            for k in [None, Some(3.0), Some(0.0)] {
+                let (tt, vv, c) = preprocess_timed(Series { t: &t, v: &v }, nan, k);
+                let (want, wc) = preprocess(&v, nan, k);
+                assert_eq!(vv, want);
+                assert_eq!(c, wc);
+                assert_eq!(tt.len(), vv.len());
+                for (ti, vi) in tt.iter().zip(&vv) {
+                    let orig = v[*ti as usize];
+                    assert!(orig == *vi || !orig.is_finite());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mismatched_series_and_bad_options_are_errors() {
+        let r = classify_series(
+            Series {
+                t: &[1, 2],
+                v: &[1.0],
+            },
+            Series { t: &[1], v: &[1.0] },
+            0,
+            &opts(Independence::Auto),
+        );
+        assert_eq!(r.classification, Classification::Error);
+        assert_eq!(
+            r.reason,
+            "error: the canary series has 2 time stamps for 1 values"
+        );
+        let r = classify_series(
+            Series::default(),
+            Series::default(),
+            0,
+            &MetricOptions {
+                confidence: 2.0,
+                ..opts(Independence::Auto)
+            },
+        );
+        assert_eq!(r.classification, Classification::Error);
+    }
+
+    fn scored(name: &str, group: &str, c: Classification, critical: bool) -> ScoredMetric {
+        ScoredMetric {
+            name: name.into(),
+            group: group.into(),
+            classification: c,
+            critical,
+            reason: format!("{c}: because"),
+        }
+    }
+
+    #[test]
+    fn lacking_evidence_caps_at_hold_and_never_aborts_by_itself() {
+        use Classification::*;
+        let w = GroupWeights::new(vec![("latency".into(), 60.0), ("errors".into(), 40.0)]).unwrap();
+        let th = Thresholds::new(90.0, 70.0).unwrap();
+        // The latency group has only an unjudged metric: plain scoring gives it 0 and aborts
+        // on the score; with the rule it holds.
+        let m = [
+            scored("p99", "latency", Nodata, true),
+            scored("errors", "errors", Pass, true),
+        ];
+        assert_eq!(score(&m, &w, &th).unwrap().verdict, Verdict::Abort);
+        let card = score_with_evidence(&m, &[true, false], &w, &th).unwrap();
+        assert_eq!(card.verdict, Verdict::Hold);
+        assert!(
+            card.reason
+                .starts_with("hold: too little independent evidence yet for p99"),
+            "{}",
+            card.reason
+        );
+        // Everything else passing would promote: hold instead.
+        let m = [
+            scored("p99", "latency", Nodata, true),
+            scored("p50", "latency", Pass, false),
+            scored("errors", "errors", Pass, true),
+        ];
+        assert_eq!(score(&m, &w, &th).unwrap().verdict, Verdict::Promote);
+        let card = score_with_evidence(&m, &[true, false, false], &w, &th).unwrap();
+        assert_eq!(card.verdict, Verdict::Hold);
+        // A critical failure elsewhere still aborts.
+        let m = [
+            scored("p99", "latency", Nodata, true),
+            scored("errors", "errors", High, true),
+        ];
+        let card = score_with_evidence(&m, &[true, false], &w, &th).unwrap();
+        assert_eq!(card.verdict, Verdict::Abort);
+        // Nothing lacking: plain scoring.
+        let card = score_with_evidence(&m, &[false, false], &w, &th).unwrap();
+        assert_eq!(card, score(&m, &w, &th).unwrap());
+    }
+}
