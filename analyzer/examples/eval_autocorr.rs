@@ -1,5 +1,5 @@
 //! The autocorrelation evaluation: false aborts on healthy canaries and detection of
-//! regressions, with `independence: auto` against `assume`, over seeded recordings of the
+//! regressions, with `independence: auto`, `assume` and `paired`, over seeded recordings of the
 //! ten-metric service in `fledge_analyzer::eval` at several AR(1) coefficients.
 //!
 //! Run it in release mode (`scripts/eval-autocorr` does):
@@ -86,7 +86,11 @@ fn main() {
         match a.as_str() {
             "--seeds" => seeds = args.next().and_then(|v| v.parse().ok()).expect("--seeds N"),
             "--confidence" => {
-                confidence = Some(args.next().and_then(|v| v.parse().ok()).expect("--confidence C"))
+                confidence = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .expect("--confidence C"),
+                )
             }
             other => panic!("unknown argument {other}; use --seeds N, --confidence C"),
         }
@@ -110,7 +114,11 @@ fn main() {
     let jobs: Vec<(usize, usize)> = (0..RHOS.len())
         .flat_map(|r| (0..SCENARIOS.len()).map(move |s| (r, s)))
         .collect();
-    let mut results = vec![vec![vec![vec![Outcome::default(); seeds as usize]; MODES.len()]; SCENARIOS.len()]; RHOS.len()];
+    let mut results =
+        vec![
+            vec![vec![vec![Outcome::default(); seeds as usize]; MODES.len()]; SCENARIOS.len()];
+            RHOS.len()
+        ];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for &(r, s) in &jobs {
         let params = Params {
@@ -153,7 +161,10 @@ fn main() {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("worker")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("worker"))
+                .collect()
         });
         for (i, pair) in done.into_iter().flatten() {
             for m in 0..MODES.len() {
@@ -176,7 +187,9 @@ fn main() {
             .count()
     };
     println!("### Healthy canaries: false aborts (and holds)\n");
-    println!("| ρ | auto: abort | auto: hold | assume: abort | assume: hold | paired: abort | paired: hold |");
+    println!(
+        "| ρ | auto: abort | auto: hold | assume: abort | assume: hold | paired: abort | paired: hold |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for (r, rho) in RHOS.iter().enumerate() {
         let cells: Vec<String> = (0..MODES.len())
@@ -189,8 +202,12 @@ fn main() {
             .collect();
         println!("| {rho} | {} |", cells.join(" | "));
     }
-    println!("\n### Regressions: detected (abort), median interval of the abort, missed (promote)\n");
-    println!("| regression | ρ | auto: detected | interval | promoted | assume: detected | interval | promoted | paired: detected | interval | promoted |");
+    println!(
+        "\n### Regressions: detected (abort), median interval of the abort, missed (promote)\n"
+    );
+    println!(
+        "| regression | ρ | auto: detected | interval | promoted | assume: detected | interval | promoted | paired: detected | interval | promoted |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (s, scenario) in SCENARIOS.iter().enumerate().skip(1) {
         for (r, rho) in RHOS.iter().enumerate() {

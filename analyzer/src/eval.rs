@@ -136,7 +136,7 @@ fn phi(x: f64) -> f64 {
 
 /// The smallest k with `P(Poisson(lambda) ≤ k) ≥ u`.
 fn poisson_quantile(lambda: f64, u: f64) -> f64 {
-    if !(lambda > 0.0) {
+    if lambda.is_nan() || lambda <= 0.0 {
         return 0.0;
     }
     let mut p = (-lambda).exp();

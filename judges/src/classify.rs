@@ -416,7 +416,7 @@ pub(crate) fn judge_preprocessed(
         confidence: options.confidence,
         variance_inflation: options.variance_inflation,
     };
-    let cmp = match compare(&canary, &baseline, &compare_options) {
+    let cmp = match compare(canary, baseline, &compare_options) {
         Ok(cmp) => cmp,
         Err(e) => {
             result.reason = format!("error: {e}");
@@ -429,7 +429,7 @@ pub(crate) fn judge_preprocessed(
     result.p_value = Some(cmp.p_value);
     result.estimate = Some(cmp.estimate);
     result.ci = Some(cmp.ci);
-    let effect = effect_size(&canary, &baseline, cmp.estimate);
+    let effect = effect_size(canary, baseline, cmp.estimate);
     result.effect_size = Some(effect);
     let well_formed = lo <= hi && cmp.estimate.is_finite() && cmp.p_value.is_finite();
     if !well_formed {
@@ -478,7 +478,7 @@ pub(crate) fn judge_preprocessed(
                 format!("pass: {head}, but only a {only} is harmful"),
             )
         } else {
-            let gate = GateRatio::new(effect::mean(&canary), effect::mean(&baseline));
+            let gate = GateRatio::new(effect::mean(canary), effect::mean(baseline));
             let reached = if up {
                 gate.r >= allowed
             } else {

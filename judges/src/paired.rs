@@ -169,7 +169,7 @@ pub fn paired_test(
             (se, df) = (guard, f64::INFINITY);
         }
     }
-    let (ci, p_value) = if !(se > 0.0) || !se.is_finite() {
+    let (ci, p_value) = if se <= 0.0 || !se.is_finite() {
         let p = if estimate == 0.0 { 1.0 } else { 0.0 };
         ([estimate, estimate], p)
     } else {

@@ -5,9 +5,9 @@
 //! [`classify_series`] takes each cohort's window as time stamps and values and applies
 //! [`MetricOptions::independence`]:
 //!
-//! - **`assume`**: exactly [`crate::classify`] on the values (plain Mann–Whitney, R's and
+//! - **`assume`**: exactly [`crate::classify()`] on the values (plain Mann–Whitney, R's and
 //!   Kayenta's behaviour); the time stamps are ignored and `n_eff` is not reported.
-//! - **`auto`**: the same steps as [`crate::classify`] (options, preprocessing, no data,
+//! - **`auto`**: the same steps as [`crate::classify()`] (options, preprocessing, no data,
 //!   comparison, decision), but the Mann–Whitney null variance is multiplied by the factor
 //!   [`crate::autocorr::mann_whitney_inflation`] estimates from the two series, in the
 //!   p-value and in the Hodges–Lehmann interval alike.
@@ -34,7 +34,8 @@
 //! - scoring ([`score_with_evidence`]) caps the interval at **hold**: it cannot promote while
 //!   a metric is unjudged for this reason, and it aborts only if it would abort whatever
 //!   that metric turns out to be (as if it passed). So too little evidence is never a silent
-//!   pass and never a false abort: a longer window (more points) or a larger step settles it.
+//!   pass and never a false abort. A longer window settles it (a coarser step does not: fewer
+//!   points, each worth more, about the same n_eff).
 
 use std::cell::Cell;
 
@@ -57,7 +58,7 @@ pub struct Series<'a> {
 }
 
 /// Classifies the canary series against the baseline series by the rules of
-/// [`crate::classify`] and the module docs. `baseline_offset` is how far the baseline window
+/// [`crate::classify()`] and the module docs. `baseline_offset` is how far the baseline window
 /// lies before the canary's (ms; only `paired` uses it). Never panics.
 pub fn classify_series(
     canary: Series<'_>,
@@ -506,7 +507,7 @@ mod tests {
         }
         let mean = ratios.iter().sum::<f64>() / ratios.len() as f64;
         assert!(
-            mean >= 1.0 && mean < 1.08,
+            (1.0..1.08).contains(&mean),
             "mean width ratio {mean}: {ratios:?}"
         );
     }
