@@ -103,7 +103,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             mode,
             settle,
             on_interval,
-            interrupted(),
+            super::interrupted(),
         )
         .await
         .map_err(anyhow::Error::from)
@@ -129,29 +129,4 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-/// Completes on Ctrl-C or SIGTERM (a cancelled CI job); never when the handlers cannot be
-/// installed.
-async fn interrupted() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

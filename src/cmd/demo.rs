@@ -224,34 +224,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             demo.version
         );
         axum::serve(listener, app)
-            .with_graceful_shutdown(stopped())
+            .with_graceful_shutdown(super::interrupted())
             .await
             .context("the demo server failed")
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn stopped() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 async fn serve(State(demo): State<Arc<Demo>>) -> impl IntoResponse {
