@@ -232,6 +232,10 @@ fn report_and_markdown() {
     assert!(run.stdout.lines().count() < 60);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("latency_p99") && page.contains("<svg"));
+    // independence: auto is the default, so each metric shows its effective sample sizes.
+    assert!(
+        page.contains("effective n (autocorrelation)</th><td>") && page.contains("(variance ×")
+    );
     assert!(!page.contains("http://") && !page.contains("https://"));
 }
 

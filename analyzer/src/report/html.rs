@@ -510,6 +510,21 @@ fn stats_table(h: &mut String, m: &MetricReport, mspec: Option<&MetricSpec>) {
             "n canary / baseline",
             format!("{} / {}", r.n_canary, r.n_baseline),
         ),
+        (
+            "effective n (autocorrelation)",
+            match (r.n_eff, r.variance_inflation) {
+                (Some([c, b]), Some(f)) => {
+                    format!(
+                        "{} / {} (variance ×{})",
+                        num_sig(c, 3),
+                        num_sig(b, 3),
+                        num_sig(f, 3)
+                    )
+                }
+                (Some([c, b]), None) => format!("{} / {}", num_sig(c, 3), num_sig(b, 3)),
+                _ => "not estimated (points taken as independent)".into(),
+            },
+        ),
         ("U (canary)", r.u.map_or_else(dash, num)),
         ("p-value (two-sided)", r.p_value.map_or_else(dash, pval)),
         ("Hodges–Lehmann shift", r.estimate.map_or_else(dash, signed)),
