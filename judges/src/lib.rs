@@ -40,6 +40,43 @@ pub mod sequential;
 pub mod series;
 pub mod shift;
 
+#[cfg(test)]
+mod test_support {
+    /// A deterministic standard-normal stream (LCG + Box–Muller), so the tests need no
+    /// random crate and give the same numbers everywhere.
+    pub(crate) struct Normals(pub(crate) u64);
+
+    impl Normals {
+        pub(crate) fn uniform(&mut self) -> f64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        }
+
+        pub(crate) fn next(&mut self) -> f64 {
+            let (u, v) = (self.uniform(), self.uniform());
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        }
+    }
+
+    /// A stationary unit-variance AR(1) series.
+    pub(crate) fn ar1(seed: u64, n: usize, rho: f64) -> Vec<f64> {
+        let mut g = Normals(seed);
+        let mut x = g.next();
+        let s = (1.0 - rho * rho).sqrt();
+        (0..n)
+            .map(|i| {
+                if i > 0 {
+                    x = rho * x + s * g.next();
+                }
+                x
+            })
+            .collect()
+    }
+}
+
 pub use autocorr::{Independence, Inflation, LongRun};
 pub use checks::{
     Aggregate, CheckDetail, RelativeOptions, ThresholdMode, ThresholdOptions, Tolerance,

@@ -388,33 +388,13 @@ mod tests {
     use crate::Direction;
     use crate::preprocess::preprocess;
 
-    struct Normals(u64);
+    use crate::test_support::Normals;
 
-    impl Normals {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn next(&mut self) -> f64 {
-            let (u, v) = (self.uniform(), self.uniform());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        }
-    }
-
+    /// A stationary unit-variance AR(1) series around `mean`.
     fn ar1(seed: u64, n: usize, rho: f64, mean: f64) -> Vec<f64> {
-        let mut g = Normals(seed);
-        let mut x = g.next();
-        let s = (1.0 - rho * rho).sqrt();
-        (0..n)
-            .map(|i| {
-                if i > 0 {
-                    x = rho * x + s * g.next();
-                }
-                mean + x
-            })
+        crate::test_support::ar1(seed, n, rho)
+            .into_iter()
+            .map(|x| mean + x)
             .collect()
     }
 

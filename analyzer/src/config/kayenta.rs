@@ -18,7 +18,7 @@ use fledge_judges::Direction;
 
 use super::{
     Analysis, Config, ConfigError, DEFAULT_CONFIDENCE, DEFAULT_MIN_SAMPLES, Duration, MetricConfig,
-    NanMode, OutlierStrategy, Outliers, Thresholds,
+    NanMode, OutlierStrategy, Thresholds,
 };
 
 /// A metric's query as it was in Kayenta (`metrics[].query`), kept for provenance. The live
@@ -473,20 +473,6 @@ fn translate_metric(
     let mut metric = MetricConfig {
         name,
         group,
-        description: None,
-        direction: Direction::Either,
-        allowed_increase: 1.0,
-        allowed_decrease: 1.0,
-        critical: false,
-        must_have_data: false,
-        min_samples: None,
-        confidence: None,
-        nan_strategy: NanMode::Remove,
-        nan_value: None,
-        outliers: Outliers::default(),
-        query: None,
-        kayenta_query: None,
-        scrape: None,
         ..MetricConfig::default()
     };
 
@@ -886,20 +872,6 @@ mod tests {
         let mut metric = MetricConfig {
             name: "m".into(),
             group: "g".into(),
-            description: None,
-            direction: Direction::Either,
-            allowed_increase: 1.0,
-            allowed_decrease: 1.0,
-            critical: false,
-            must_have_data: false,
-            min_samples: None,
-            confidence: None,
-            nan_strategy: NanMode::Remove,
-            nan_value: None,
-            outliers: Outliers::default(),
-            query: None,
-            kayenta_query: None,
-            scrape: None,
             ..MetricConfig::default()
         };
         translate_query(&q, "m", &templates, &mut metric, &mut report);
