@@ -296,14 +296,19 @@ const MAX_IMS_LAG: usize = 2_000;
 /// made non-increasing, and L is the last lag added. Returns the sum and L.
 fn initial_monotone(z: &[f64]) -> (f64, usize) {
     let n = z.len();
-    let gamma = |k: usize| -> f64 { z[..n - k].iter().zip(&z[k..]).map(|(a, b)| a * b).sum() };
-    let g0 = gamma(0);
+    let top = (n / 4).min(MAX_IMS_LAG);
+    let mut sums = LagSums::new(z, &[], top);
+    let gamma = |sums: &mut LagSums<'_>, k: usize| sums.get(k).0;
+    let g0 = gamma(&mut sums, 0);
     let mut total = -g0;
     let mut previous = f64::INFINITY;
     let mut last_lag = 0;
     let mut m = 0;
-    while 2 * m + 1 < (n / 4).min(MAX_IMS_LAG) {
-        let pair = gamma(2 * m) + gamma(2 * m + 1);
+    while 2 * m + 1 < top {
+        let pair = gamma(&mut sums, 2 * m) + gamma(&mut sums, 2 * m + 1);
+        let pair = sign_safe(pair, sums.approximate(2 * m), g0, || {
+            lag_sum(z, 2 * m) + lag_sum(z, 2 * m + 1)
+        });
         if pair <= 0.0 {
             break;
         }
@@ -582,17 +587,14 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
         return false;
     }
     let r = x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / (sxx * syy).sqrt();
-    let acf = |z: &[f64], s0: f64, k: usize| -> f64 {
-        z[..t - k]
-            .iter()
-            .zip(&z[k..])
-            .map(|(a, b)| a * b)
-            .sum::<f64>()
-            / s0
-    };
+    let top = (t / 4).min(MAX_IMS_LAG);
+    let mut sums = LagSums::new(x, y, top.saturating_sub(1));
     let mut v = 1.0;
-    for k in 1..(t / 4).min(MAX_IMS_LAG) {
-        let (ax, ay) = (acf(x, sxx, k), acf(y, syy, k));
+    for k in 1..top {
+        let (gx, gy) = sums.get(k);
+        let approximate = sums.approximate(k);
+        let ax = sign_safe(gx, approximate, sxx, || lag_sum(x, k)) / sxx;
+        let ay = sign_safe(gy, approximate, syy, || lag_sum(y, k)) / syy;
         if ax <= 0.0 || ay <= 0.0 {
             break;
         }
@@ -725,6 +727,125 @@ pub fn mann_whitney_inflation(
         rho1: heavier.rho1,
         bandwidth: heavier.bandwidth,
         df,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Autocovariance sums
+// ---------------------------------------------------------------------------------------
+
+/// Lags below this are summed directly; the first lag at or beyond it has all the lags the
+/// caller may need computed at once by FFT (O(n log n) instead of O(n) per lag).
+const DIRECT_LAGS: usize = 24;
+
+/// An FFT value whose magnitude is below this fraction of `Σ z²` is recomputed directly
+/// before its sign decides anything. The FFT's rounding error is of order `ε log₂ N Σ z²`
+/// (about 10⁻¹⁴ of it here), so every sign test sees the same sign as the direct sum would.
+const FFT_SIGN_TOLERANCE: f64 = 1e-9;
+
+/// `Σ_{i < n − k} z_i z_{i+k}`, summed directly.
+fn lag_sum(z: &[f64], k: usize) -> f64 {
+    if k >= z.len() {
+        return 0.0;
+    }
+    z[..z.len() - k]
+        .iter()
+        .zip(&z[k..])
+        .map(|(a, b)| a * b)
+        .sum()
+}
+
+thread_local! {
+    /// FFT plans by size. Plans are pure functions of the size; caching them only saves
+    /// their set-up. The scalar planner gives the same bits on every x86-64 and ARM machine.
+    static PLANNER: std::cell::RefCell<rustfft::FftPlannerScalar<f64>> =
+        std::cell::RefCell::new(rustfft::FftPlannerScalar::new());
+}
+
+/// The lag sums `γ_k = Σ_{i < n − k} z_i z_{i+k}` for `k = 0..=max_lag` of `a` and of `b`
+/// (each padded with zeros), from one complex FFT of `a + i·b` and one inverse: the two real
+/// spectra are separated by conjugate symmetry. Equal to [`lag_sum`] up to rounding.
+fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
+    use rustfft::num_complex::Complex;
+    let len = a.len().max(b.len());
+    // No wrap-around for lags up to max_lag.
+    let size = (len + max_lag + 1).next_power_of_two();
+    let (forward, inverse) = PLANNER.with(|p| {
+        let mut p = p.borrow_mut();
+        (p.plan_fft_forward(size), p.plan_fft_inverse(size))
+    });
+    let mut buf = vec![Complex::new(0.0, 0.0); size];
+    for (i, c) in buf.iter_mut().enumerate() {
+        *c = Complex::new(
+            a.get(i).copied().unwrap_or(0.0),
+            b.get(i).copied().unwrap_or(0.0),
+        );
+    }
+    let mut scratch = vec![Complex::new(0.0, 0.0); forward.get_inplace_scratch_len()];
+    forward.process_with_scratch(&mut buf, &mut scratch);
+    // A_k = (Z_k + conj Z_{N−k}) / 2, B_k = (Z_k − conj Z_{N−k}) / 2i; the power spectra
+    // |A_k|², |B_k|² are real, so one inverse transform of |A|² + i|B|² gives both.
+    let spectrum: Vec<Complex<f64>> = (0..size)
+        .map(|k| {
+            let z = buf[k];
+            let w = buf[(size - k) % size].conj();
+            Complex::new((z + w).norm_sqr() / 4.0, (z - w).norm_sqr() / 4.0)
+        })
+        .collect();
+    buf.copy_from_slice(&spectrum);
+    let mut scratch = vec![Complex::new(0.0, 0.0); inverse.get_inplace_scratch_len()];
+    inverse.process_with_scratch(&mut buf, &mut scratch);
+    let scale = 1.0 / size as f64;
+    let top = (max_lag + 1).min(size);
+    (
+        buf[..top].iter().map(|c| c.re * scale).collect(),
+        buf[..top].iter().map(|c| c.im * scale).collect(),
+    )
+}
+
+/// The lag sums of one or two series, for lags asked in increasing order: the first
+/// [`DIRECT_LAGS`] directly, the rest from one FFT done when first needed (up to `max_lag`).
+struct LagSums<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    max_lag: usize,
+    fft: Option<(Vec<f64>, Vec<f64>)>,
+}
+
+impl<'a> LagSums<'a> {
+    fn new(a: &'a [f64], b: &'a [f64], max_lag: usize) -> Self {
+        LagSums {
+            a,
+            b,
+            max_lag,
+            fft: None,
+        }
+    }
+
+    /// `(γ_a(k), γ_b(k))`, `k ≤ max_lag`.
+    fn get(&mut self, k: usize) -> (f64, f64) {
+        if k < DIRECT_LAGS || k > self.max_lag {
+            return (lag_sum(self.a, k), lag_sum(self.b, k));
+        }
+        let (fa, fb) = self
+            .fft
+            .get_or_insert_with(|| lag_sums_fft(self.a, self.b, self.max_lag));
+        (fa[k], fb[k])
+    }
+
+    /// Whether lag `k` came from the FFT (and may need [`lag_sum`] before a sign test).
+    fn approximate(&self, k: usize) -> bool {
+        (DIRECT_LAGS..=self.max_lag).contains(&k)
+    }
+}
+
+/// `value`, recomputed by `exact` when it came from the FFT and is too close to 0 for its
+/// sign to be trusted (relative to `scale`, a `Σ z²`).
+fn sign_safe(value: f64, approximate: bool, scale: f64, exact: impl FnOnce() -> f64) -> f64 {
+    if approximate && value.abs() <= FFT_SIGN_TOLERANCE * scale {
+        exact()
+    } else {
+        value
     }
 }
 
@@ -1005,5 +1126,56 @@ mod tests {
         assert_eq!(f.n_eff, [5.0, 5.0]);
         let f = mann_whitney_inflation(&[], &[], &t, &[1.0; 5], 0.0, 0.98);
         assert_eq!(f.factor, 1.0);
+    }
+}
+
+#[cfg(test)]
+mod lag_sum_tests {
+    use super::*;
+    use crate::test_support::ar1;
+
+    #[test]
+    fn fft_lag_sums_equal_the_direct_sums_up_to_rounding() {
+        for (n, rho, max_lag) in [
+            (5, 0.0, 4),
+            (100, 0.5, 25),
+            (1000, 0.9, 250),
+            (4321, 0.99, 1080),
+        ] {
+            let a = ar1(1, n, rho);
+            let b = ar1(2, n / 2 + 1, 0.3);
+            let (fa, fb) = lag_sums_fft(&a, &b, max_lag);
+            assert_eq!((fa.len(), fb.len()), (max_lag + 1, max_lag + 1));
+            let (sa, sb) = (lag_sum(&a, 0), lag_sum(&b, 0));
+            for k in 0..=max_lag {
+                assert!(
+                    (fa[k] - lag_sum(&a, k)).abs() <= 1e-12 * sa,
+                    "a, n {n}, lag {k}"
+                );
+                assert!(
+                    (fb[k] - lag_sum(&b, k)).abs() <= 1e-12 * sb,
+                    "b, n {n}, lag {k}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn lag_sums_are_direct_below_the_fft_lags() {
+        let a = ar1(3, 500, 0.7);
+        let mut sums = LagSums::new(&a, &[], 125);
+        for k in 0..=125 {
+            let (g, _) = sums.get(k);
+            if k < DIRECT_LAGS {
+                assert_eq!(g, lag_sum(&a, k));
+                assert!(!sums.approximate(k));
+            } else {
+                assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
+                assert!(sums.approximate(k));
+            }
+        }
+        assert_eq!(sign_safe(1e-30, true, 1.0, || -1.0), -1.0);
+        assert_eq!(sign_safe(1e-30, false, 1.0, || -1.0), 1e-30);
+        assert_eq!(sign_safe(0.5, true, 1.0, || -1.0), 0.5);
     }
 }
