@@ -178,6 +178,21 @@ pub trait WindowData: Sync {
     /// A metric the data does not have gives an empty window.
     fn window(&self, metric: &str, side: Side, start: Millis, end: Millis) -> WindowRef<'_>;
 
+    /// The value order of the same window, when the data knows it without sorting (a
+    /// recording sorted once): the indices `0..len` of the window's points in ascending
+    /// [`f64::total_cmp`] order of their values. `None` (the default) lets the judges sort.
+    /// It only saves time: every result is the same with it or without it.
+    fn window_order(
+        &self,
+        metric: &str,
+        side: Side,
+        start: Millis,
+        end: Millis,
+    ) -> Option<Vec<u32>> {
+        let _ = (metric, side, start, end);
+        None
+    }
+
     /// Why the data for `metric` could not be had (a live source's failed query, for
     /// example), or `None`. A metric with a problem is judged `error` with this message,
     /// never `pass`, whatever its windows hold.

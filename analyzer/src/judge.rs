@@ -9,7 +9,7 @@
 
 use fledge_judges::{
     CountNames, Counts, MetricResult, Series, Side, checks, classify, classify_proportion,
-    classify_series,
+    classify_series_ordered,
 };
 
 use crate::engine::{
@@ -38,6 +38,17 @@ impl<'a> MetricInput<'a> {
             .window(metric, Side::Canary, self.plan.start, self.plan.end)
     }
 
+    /// The value orders of the canary and baseline windows of `metric`, when the data has
+    /// them ([`WindowData::window_order`]).
+    pub fn orders(&self, metric: &str) -> [Option<Vec<u32>>; 2] {
+        let p = self.plan;
+        [
+            self.data.window_order(metric, Side::Canary, p.start, p.end),
+            self.data
+                .window_order(metric, Side::Baseline, p.baseline_start, p.baseline_end),
+        ]
+    }
+
     /// The baseline window of `metric` in this interval.
     pub fn baseline(&self, metric: &str) -> WindowRef<'a> {
         self.data.window(
@@ -64,7 +75,8 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
             // `independence` (assume, auto, paired) decides how the time stamps are used.
             let canary = input.canary(&spec.name);
             let baseline = input.baseline(&spec.name);
-            classify_series(
+            let [oc, ob] = input.orders(&spec.name);
+            classify_series_ordered(
                 Series {
                     t: canary.t,
                     v: canary.v,
@@ -73,6 +85,7 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
                     t: baseline.t,
                     v: baseline.v,
                 },
+                [oc.as_deref(), ob.as_deref()],
                 input.plan.start - input.plan.baseline_start,
                 &spec.options,
             )

@@ -2,13 +2,14 @@
 //! the machine allows. The engine is the same one a live run uses; only where the windows
 //! come from differs.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use fledge_judges::Side;
 
 use crate::engine::{
-    AnalysisReport, AnalysisSpec, Engine, IntervalReport, Millis, Progress, WindowData, WindowRef,
-    format_time,
+    AnalysisReport, AnalysisSpec, Engine, IntervalReport, MetricTest, Millis, Progress, WindowData,
+    WindowRef, format_time,
 };
 use crate::recording::{Recording, Series};
 
@@ -25,6 +26,81 @@ impl WindowData for Recording {
             ),
             None => WindowRef::default(),
         }
+    }
+}
+
+/// A recording with the value order of some of its series computed once, so that the
+/// window of every interval gets its sorted order by a filter in O(series length) instead of
+/// a sort ([`WindowData::window_order`]). The windows themselves are the recording's.
+pub struct SortedRecording<'a> {
+    rec: &'a Recording,
+    /// Per metric, `[baseline, canary]`: the series' indices in ascending value order (ties
+    /// by index).
+    orders: HashMap<&'a str, [Vec<u32>; 2]>,
+}
+
+impl<'a> SortedRecording<'a> {
+    /// Sorts the series of the named metrics that the recording has (each once; names
+    /// repeated or absent are fine).
+    pub fn new<'n>(rec: &'a Recording, names: impl IntoIterator<Item = &'n str>) -> Self {
+        let mut orders = HashMap::new();
+        for name in names {
+            if let Some((key, m)) = rec.metrics.get_key_value(name) {
+                orders
+                    .entry(key.as_str())
+                    .or_insert_with(|| [value_order(&m.baseline.v), value_order(&m.canary.v)]);
+            }
+        }
+        SortedRecording { rec, orders }
+    }
+}
+
+/// Indices of `v` in ascending [`f64::total_cmp`] order, ties by index.
+fn value_order(v: &[f64]) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..v.len() as u32).collect();
+    idx.sort_unstable_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]).then(a.cmp(&b)));
+    idx
+}
+
+impl WindowData for SortedRecording<'_> {
+    fn window(&self, metric: &str, side: Side, start: Millis, end: Millis) -> WindowRef<'_> {
+        self.rec.window(metric, side, start, end)
+    }
+
+    fn window_order(
+        &self,
+        metric: &str,
+        side: Side,
+        start: Millis,
+        end: Millis,
+    ) -> Option<Vec<u32>> {
+        let series = self.rec.metrics.get(metric)?;
+        let [ob, oc] = self.orders.get(metric)?;
+        let (s, order) = match side {
+            Side::Baseline => (&series.baseline, ob),
+            Side::Canary => (&series.canary, oc),
+        };
+        if order.len() != s.t.len() {
+            return None;
+        }
+        let lo = s.t.partition_point(|&t| t < start);
+        let hi = lo + s.t[lo..].partition_point(|&t| t < end);
+        // The series' order restricted to [lo, hi), shifted to window indices; written
+        // without a data-dependent branch per index.
+        let mut out = vec![0u32; hi - lo + 1];
+        let mut len = 0;
+        let (lo, width) = (lo as u32, (hi - lo) as u32);
+        for &i in order {
+            let w = i.wrapping_sub(lo);
+            out[len] = w;
+            len += usize::from(w < width);
+        }
+        out.truncate(len);
+        Some(out)
+    }
+
+    fn problem(&self, metric: &str) -> Option<String> {
+        self.rec.problem(metric)
     }
 }
 
@@ -111,12 +187,19 @@ pub fn replay(
     };
     // Data is available up to one step past the last point.
     let available_until = coverage.map_or(start, |c| c.last + c.step.max(1));
-    let mut engine = Engine::new(spec, start);
+    let names: Vec<&str> = spec
+        .metrics
+        .iter()
+        .filter(|m| m.test == MetricTest::MannWhitney)
+        .map(|m| m.name.as_str())
+        .collect();
+    let data = SortedRecording::new(rec, names.iter().copied());
+    let mut engine = Engine::new(spec.clone(), start);
     let mut why_unfinished = None;
     while let Some(next) = engine.next().copied() {
         if next.end > available_until {
             // Sequential metrics may have decided within the data there is.
-            if let Progress::Decided(_) = engine.watch(rec, available_until) {
+            if let Progress::Decided(_) = engine.watch(&data, available_until) {
                 if let Some(last) = engine.judged().last() {
                     on_interval(last);
                 }
@@ -130,7 +213,7 @@ pub fn replay(
             ));
             break;
         }
-        let progress = engine.judge_next(rec);
+        let progress = engine.judge_next(&data);
         if let Some(last) = engine.judged().last() {
             on_interval(last);
         }

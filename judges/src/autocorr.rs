@@ -524,10 +524,17 @@ pub const ALIGNED_SHARE: f64 = 0.9;
 /// correlation of the two cohorts' rank series must exceed to count as a shared load.
 pub const SHARED_LOAD_Z: f64 = 2.0;
 
-/// Mid-ranks of `values` among themselves, divided by their count.
-fn own_ranks(values: &[f64]) -> Vec<f64> {
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+/// Mid-ranks of `values` among themselves, divided by their count. `order`, when given, is
+/// the indices of `values` in ascending [`f64::total_cmp`] order (it is then not sorted again).
+fn own_ranks(values: &[f64], order: Option<&[u32]>) -> Vec<f64> {
+    let idx: Vec<usize> = match order {
+        Some(order) => order.iter().map(|&i| i as usize).collect(),
+        None => {
+            let mut idx: Vec<usize> = (0..values.len()).collect();
+            idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+            idx
+        }
+    };
     let len = values.len() as f64;
     let mut out = vec![0.0; values.len()];
     let mut i = 0;
@@ -552,8 +559,9 @@ fn joined_ranks(
     canary: &[f64],
     baseline_t: &[i64],
     baseline: &[f64],
+    order: [Option<&[u32]>; 2],
 ) -> (Vec<i64>, Vec<f64>, Vec<f64>) {
-    let (ux, uy) = (own_ranks(canary), own_ranks(baseline));
+    let (ux, uy) = (own_ranks(canary, order[0]), own_ranks(baseline, order[1]));
     let (mut t, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
     let (mut i, mut j) = (0, 0);
     while i < canary_t.len() && j < baseline_t.len() {
@@ -653,6 +661,36 @@ pub fn mann_whitney_inflation(
     shift: f64,
     confidence: f64,
 ) -> Inflation {
+    mann_whitney_inflation_sorted(
+        canary_t,
+        canary,
+        baseline_t,
+        baseline,
+        shift,
+        confidence,
+        Sorted::default(),
+    )
+}
+
+/// What a caller may already know about the order of the two samples, `[canary, baseline]`:
+/// each sample's indices in ascending [`f64::total_cmp`] order, and its values in that order.
+/// Whatever is given must be right; it only saves sorting.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Sorted<'a> {
+    pub order: [Option<&'a [u32]>; 2],
+    pub values: Option<[&'a [f64]; 2]>,
+}
+
+/// [`mann_whitney_inflation`] with what is known of the samples' order: the same result.
+pub(crate) fn mann_whitney_inflation_sorted(
+    canary_t: &[i64],
+    canary: &[f64],
+    baseline_t: &[i64],
+    baseline: &[f64],
+    shift: f64,
+    confidence: f64,
+    sorted: Sorted<'_>,
+) -> Inflation {
     assert_eq!(
         canary_t.len(),
         canary.len(),
@@ -670,7 +708,7 @@ pub fn mann_whitney_inflation(
     let (nf, mf) = (n as f64, m as f64);
 
     // Shared time stamps and a shared load: the difference of the rank series.
-    let (jt, jx, jy) = joined_ranks(canary_t, canary, baseline_t, baseline);
+    let (jt, jx, jy) = joined_ranks(canary_t, canary, baseline_t, baseline, sorted.order);
     if jt.len() as f64 >= ALIGNED_SHARE * n.max(m) as f64 && shares_load(&jx, &jy) {
         let d: Vec<f64> = jx.iter().zip(&jy).map(|(a, b)| a - b).collect();
         let k = kernel(&d, Some(&jt));
@@ -689,11 +727,16 @@ pub fn mann_whitney_inflation(
 
     // Otherwise each cohort's placements on their own (DeLong's projection).
     let shift = if shift.is_finite() { shift } else { 0.0 };
-    let ys = crate::compare::sorted_copy(baseline);
-    let xs: Vec<f64> = crate::compare::sorted_copy(canary)
-        .into_iter()
-        .map(|v| v - shift)
-        .collect();
+    let (xs, ys) = match sorted.values {
+        Some([xs, ys]) => (xs.iter().map(|v| v - shift).collect(), ys.to_vec()),
+        None => (
+            crate::compare::sorted_copy(canary)
+                .into_iter()
+                .map(|v| v - shift)
+                .collect::<Vec<f64>>(),
+            crate::compare::sorted_copy(baseline),
+        ),
+    };
     let a = placements(canary, shift, &ys);
     let b = placements(baseline, 0.0, &xs);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;

@@ -66,7 +66,7 @@
 
 use crate::autocorr::Independence;
 use crate::compare::{CompareOptions, Comparison, Method};
-use crate::effect::{self, EffectSize, effect_size};
+use crate::effect::{self, EffectSize};
 use crate::preprocess::{NanStrategy, Preprocessed, preprocess};
 use crate::{JudgeError, compare_with};
 
@@ -327,6 +327,7 @@ fn classify_using(
         &canary,
         &baseline,
         [pre_canary, pre_baseline],
+        None,
         options,
         compare,
     )
@@ -364,12 +365,14 @@ pub(crate) fn initial_result(
 }
 
 /// Steps 3–5 of [`classify`] on samples that were already preprocessed (`pre`: what that
-/// did, `[canary, baseline]`), with `result` as the options step left it.
+/// did, `[canary, baseline]`), with `result` as the options step left it. `sorted`, when
+/// given, is the two samples sorted ascending by [`f64::total_cmp`] (for the effect sizes).
 pub(crate) fn judge_preprocessed(
     mut result: MetricResult,
     canary: &[f64],
     baseline: &[f64],
     pre: [Preprocessed; 2],
+    sorted: Option<[&[f64]; 2]>,
     options: &MetricOptions,
     compare: impl Fn(&[f64], &[f64], &CompareOptions) -> Result<Comparison, JudgeError>,
 ) -> MetricResult {
@@ -429,7 +432,7 @@ pub(crate) fn judge_preprocessed(
     result.p_value = Some(cmp.p_value);
     result.estimate = Some(cmp.estimate);
     result.ci = Some(cmp.ci);
-    let effect = effect_size(canary, baseline, cmp.estimate);
+    let effect = crate::effect::effect_size_sorted(canary, baseline, sorted, cmp.estimate);
     result.effect_size = Some(effect);
     let well_formed = lo <= hi && cmp.estimate.is_finite() && cmp.p_value.is_finite();
     if !well_formed {

@@ -150,6 +150,18 @@ pub fn sorted_copy(sample: &[f64]) -> Vec<f64> {
 /// # Panics
 /// If a sample is empty.
 pub fn compare_sorted(x_sorted: &[f64], y_sorted: &[f64], options: &CompareOptions) -> Comparison {
+    compare_sorted_given(x_sorted, y_sorted, options, None)
+}
+
+/// [`compare_sorted`], with the Hodges–Lehmann estimate of the two samples already known
+/// ([`shift::hodges_lehmann`], the same bits) so that the normal branch does not select it
+/// again.
+pub(crate) fn compare_sorted_given(
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    options: &CompareOptions,
+    estimate: Option<f64>,
+) -> Comparison {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     let summary = mann_whitney::rank_summary(x_sorted, y_sorted);
     let exact_dist = if n < 50 && m < 50 && !summary.has_ties && options.variance_inflation == 1.0 {
@@ -166,12 +178,13 @@ pub fn compare_sorted(x_sorted: &[f64], y_sorted: &[f64], options: &CompareOptio
         None => (
             Method::Normal,
             mann_whitney::normal_p_value(&summary, options.variance_inflation),
-            shift::shift_normal(
+            shift::shift_normal_given(
                 x_sorted,
                 y_sorted,
                 summary.within_ties,
                 options.confidence,
                 options.variance_inflation,
+                estimate,
             ),
         ),
     };

@@ -31,6 +31,18 @@ pub struct EffectSize {
 /// Both samples should be finite and non-empty (as [`crate::classify()`] guarantees). An empty
 /// side gives `cles` = NaN and no ratios, with a `note` saying so.
 pub fn effect_size(canary: &[f64], baseline: &[f64], estimate: f64) -> EffectSize {
+    effect_size_sorted(canary, baseline, None, estimate)
+}
+
+/// [`effect_size`], with `sorted` the two samples sorted ascending by [`f64::total_cmp`]
+/// (`[canary, baseline]`) when the caller has them: the same result, without sorting again.
+/// Means are taken over `canary` and `baseline` in their given order.
+pub(crate) fn effect_size_sorted(
+    canary: &[f64],
+    baseline: &[f64],
+    sorted: Option<[&[f64]; 2]>,
+    estimate: f64,
+) -> EffectSize {
     let mut notes: Vec<&str> = Vec::new();
     if canary.is_empty() {
         notes.push("canary sample is empty");
@@ -55,7 +67,10 @@ pub fn effect_size(canary: &[f64], baseline: &[f64], estimate: f64) -> EffectSiz
         Some(mean(canary) / baseline_mean)
     };
 
-    let baseline_median = median(baseline);
+    let baseline_median = match sorted {
+        Some([_, ys]) => median_sorted(ys),
+        None => median(baseline),
+    };
     let relative_shift = if baseline_median == 0.0 {
         notes.push("baseline median is 0: relative shift undefined");
         None
@@ -65,7 +80,10 @@ pub fn effect_size(canary: &[f64], baseline: &[f64], estimate: f64) -> EffectSiz
 
     EffectSize {
         mean_ratio,
-        cles: cles(canary, baseline),
+        cles: match sorted {
+            Some([xs, ys]) => cles_sorted(xs, ys),
+            None => cles(canary, baseline),
+        },
         relative_shift,
         note: if notes.is_empty() {
             None
@@ -116,6 +134,19 @@ pub fn median(values: &[f64]) -> f64 {
     0.5 * lower_mid + 0.5 * upper_mid
 }
 
+/// [`median`] of values sorted ascending by [`f64::total_cmp`]: the same bits, in O(1).
+pub(crate) fn median_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let upper_mid = sorted[n / 2];
+    if n % 2 == 1 {
+        return upper_mid;
+    }
+    0.5 * sorted[n / 2 - 1] + 0.5 * upper_mid
+}
+
 /// P(canary > baseline) + ½·P(canary = baseline) over all n·m pairs, counted exactly by
 /// sorting copies of both samples and walking them together: O((n + m) log(n + m)).
 /// NaN when either side is empty.
@@ -127,11 +158,19 @@ pub fn cles(canary: &[f64], baseline: &[f64]) -> f64 {
     let mut y = baseline.to_vec();
     x.sort_by(f64::total_cmp);
     y.sort_by(f64::total_cmp);
+    cles_sorted(&x, &y)
+}
+
+/// [`cles`] of two samples sorted ascending by [`f64::total_cmp`], in O(n + m).
+pub(crate) fn cles_sorted(x: &[f64], y: &[f64]) -> f64 {
+    if x.is_empty() || y.is_empty() {
+        return f64::NAN;
+    }
     // For each canary value (ascending), `below` = #baseline < it and `at_or_below` =
     // #baseline ≤ it; both only grow. Twice the count: 2·#greater + #equal.
     let (mut below, mut at_or_below) = (0usize, 0usize);
     let mut twice: u128 = 0;
-    for &xi in &x {
+    for &xi in x {
         while below < y.len() && y[below] < xi {
             below += 1;
         }

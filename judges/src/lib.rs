@@ -93,7 +93,7 @@ pub use score::{GroupScore, GroupWeights, Scorecard, ScoredMetric, Thresholds, V
 pub use sequential::{
     QuantileBand, SequentialDetail, SequentialKind, SequentialOptions, judge_sequential,
 };
-pub use series::{Series, classify_series};
+pub use series::{Series, classify_series, classify_series_ordered};
 
 /// Errors from the statistics. Every variant says which side and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

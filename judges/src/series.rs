@@ -39,12 +39,15 @@
 
 use std::cell::Cell;
 
-use crate::autocorr::{Independence, Inflation, mann_whitney_inflation};
+use crate::autocorr::{Independence, Inflation, Sorted, mann_whitney_inflation_sorted};
 use crate::classify::{
     Classification, MetricOptions, MetricResult, TestKind, format_number, initial_result,
     judge_preprocessed,
 };
-use crate::compare::{CompareOptions, Comparison, Method, compare_with, sorted_copy};
+use crate::compare::{
+    CompareOptions, Comparison, Method, compare_sorted, compare_sorted_given, compare_with,
+    sorted_copy, validate_options,
+};
 use crate::paired::{PairedComparison, pair_by_time, paired_test};
 use crate::preprocess::{NanStrategy, Preprocessed, outlier_fences};
 use crate::score::{Scorecard, ScoredMetric, Verdict, score};
@@ -66,15 +69,48 @@ pub fn classify_series(
     baseline_offset: i64,
     options: &MetricOptions,
 ) -> MetricResult {
+    classify_series_ordered(canary, baseline, [None, None], baseline_offset, options)
+}
+
+/// [`classify_series`], with `order` each series' value order when the caller knows it
+/// (`[canary, baseline]`): the indices `0..v.len()` of its values in ascending
+/// [`f64::total_cmp`] order, as a recording sorted once can give for any window. The result
+/// is the same as [`classify_series`]'s, bit for bit; the order only saves sorting the
+/// windows (the selections, ranks and effect sizes read sorted copies). An order whose length
+/// differs from its series' is ignored, and so are both when preprocessing drops or replaces
+/// any value.
+pub fn classify_series_ordered(
+    canary: Series<'_>,
+    baseline: Series<'_>,
+    order: [Option<&[u32]>; 2],
+    baseline_offset: i64,
+    options: &MetricOptions,
+) -> MetricResult {
+    let order = [
+        order[0].filter(|o| o.len() == canary.v.len()),
+        order[1].filter(|o| o.len() == baseline.v.len()),
+    ];
+    debug_assert!(
+        [(order[0], canary.v), (order[1], baseline.v)]
+            .iter()
+            .all(|(o, v)| o.is_none_or(|o| o
+                .windows(2)
+                .all(|w| v[w[0] as usize].total_cmp(&v[w[1] as usize]).is_le()))),
+        "an order must sort its values"
+    );
     if options.independence == Independence::Assume {
-        return crate::classify::classify(
-            canary.v,
-            baseline.v,
-            &MetricOptions {
-                independence: Independence::Assume,
-                ..options.clone()
-            },
-        );
+        let options = MetricOptions {
+            independence: Independence::Assume,
+            ..options.clone()
+        };
+        if let [Some(oc), Some(ob)] = order {
+            if options.outlier_factor.is_none()
+                && canary.v.iter().chain(baseline.v).all(|v| v.is_finite())
+            {
+                return assume_sorted(canary.v, baseline.v, [oc, ob], &options);
+            }
+        }
+        return crate::classify::classify(canary.v, baseline.v, &options);
     }
     let mut result = initial_result(options, canary.v.len(), baseline.v.len());
     for (s, side) in [(canary, "canary"), (baseline, "baseline")] {
@@ -101,34 +137,90 @@ pub fn classify_series(
             baseline_offset,
             options,
         ),
-        _ => auto(result, (&ct, &cv, pc), (&bt, &bv, pb), options),
+        _ => {
+            let untouched = |p: &Preprocessed| *p == Preprocessed::default();
+            let order = if untouched(&pc) && untouched(&pb) {
+                order
+            } else {
+                [None, None]
+            };
+            auto(result, (&ct, &cv, pc), (&bt, &bv, pb), order, options)
+        }
     }
+}
+
+/// The values of `v` in the order `order`.
+fn gather(v: &[f64], order: &[u32]) -> Vec<f64> {
+    order.iter().map(|&i| v[i as usize]).collect()
+}
+
+/// `assume` ([`crate::classify()`]) on finite samples whose order is known and which no
+/// preprocessing changes (no outlier removal): the same steps, with the sorted copies taken
+/// from the order.
+fn assume_sorted(
+    canary: &[f64],
+    baseline: &[f64],
+    order: [&[u32]; 2],
+    options: &MetricOptions,
+) -> MetricResult {
+    let result = initial_result(options, canary.len(), baseline.len());
+    if let Err(e) = options.validate() {
+        let mut result = result;
+        result.reason = format!("error: {e}");
+        return result;
+    }
+    let (xs, ys) = (gather(canary, order[0]), gather(baseline, order[1]));
+    let compare = |_: &[f64], _: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
+        validate_options(o)?;
+        Ok(compare_sorted(&xs, &ys, o))
+    };
+    judge_preprocessed(
+        result,
+        canary,
+        baseline,
+        [Preprocessed::default(); 2],
+        Some([&xs, &ys]),
+        options,
+        compare,
+    )
 }
 
 type Side<'a> = (&'a [i64], &'a [f64], Preprocessed);
 
-fn auto(result: MetricResult, c: Side<'_>, b: Side<'_>, options: &MetricOptions) -> MetricResult {
+fn auto(
+    result: MetricResult,
+    c: Side<'_>,
+    b: Side<'_>,
+    order: [Option<&[u32]>; 2],
+    options: &MetricOptions,
+) -> MetricResult {
     let (ct, cv, pc) = c;
     let (bt, bv, pb) = b;
     let found: Cell<Option<Inflation>> = Cell::new(None);
+    // Sorted copies, once, for the selection, the placements and the effect sizes.
+    let xs = order[0].map_or_else(|| sorted_copy(cv), |o| gather(cv, o));
+    let ys = order[1].map_or_else(|| sorted_copy(bv), |o| gather(bv, o));
     let compare = |x: &[f64], y: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         // `x` and `y` are `cv` and `bv`: judge_preprocessed passes them through.
         if x.iter().chain(y).any(|v| !v.is_finite()) || x.is_empty() || y.is_empty() {
             return compare_with(x, y, o);
         }
-        let hl = crate::shift::hodges_lehmann(&sorted_copy(x), &sorted_copy(y));
-        let inflation = mann_whitney_inflation(ct, x, bt, y, hl, o.confidence);
+        let hl = crate::shift::hodges_lehmann(&xs, &ys);
+        let sorted = Sorted {
+            order,
+            values: Some([&xs, &ys]),
+        };
+        let inflation = mann_whitney_inflation_sorted(ct, x, bt, y, hl, o.confidence, sorted);
         found.set(Some(inflation));
-        compare_with(
-            x,
-            y,
-            &CompareOptions {
-                variance_inflation: o.variance_inflation * inflation.factor,
-                ..*o
-            },
-        )
+        let inflated = CompareOptions {
+            variance_inflation: o.variance_inflation * inflation.factor,
+            ..*o
+        };
+        validate_options(&inflated)?;
+        Ok(compare_sorted_given(&xs, &ys, &inflated, Some(hl)))
     };
-    let mut result = judge_preprocessed(result, cv, bv, [pc, pb], options, compare);
+    let sorted = Some([xs.as_slice(), ys.as_slice()]);
+    let mut result = judge_preprocessed(result, cv, bv, [pc, pb], sorted, options, compare);
     if let Some(inflation) = found.get() {
         result.n_eff = Some(inflation.n_eff);
         result.variance_inflation = Some(inflation.factor);
@@ -175,6 +267,7 @@ fn paired(
         &pairs.canary,
         &pairs.baseline,
         [pc, pb],
+        None,
         options,
         compare,
     );

@@ -238,6 +238,26 @@ pub fn shift_normal(
     confidence: f64,
     variance_inflation: f64,
 ) -> ShiftEstimate {
+    shift_normal_given(
+        x_sorted,
+        y_sorted,
+        within_ties,
+        confidence,
+        variance_inflation,
+        None,
+    )
+}
+
+/// [`shift_normal`], with `estimate` the samples' [`hodges_lehmann`] estimate when the caller
+/// already has it (it is then not selected again).
+pub(crate) fn shift_normal_given(
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    within_ties: u128,
+    confidence: f64,
+    variance_inflation: f64,
+    estimate: Option<f64>,
+) -> ShiftEstimate {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     let total = n as u128 * m as u128;
     let z_hi = two_sided_z(confidence);
@@ -295,14 +315,21 @@ pub fn shift_normal(
     };
     let ends = [root(z_hi), root(z_lo)];
     let (a, b) = median_ranks(total);
-    let mut ranks = vec![a, b];
+    let mut ranks = match estimate {
+        Some(_) => Vec::new(),
+        None => vec![a, b],
+    };
     for e in &ends {
         if let End::Rank(k) = e {
             ranks.push(*k);
         }
     }
-    let v = select_ranks(x_sorted, y_sorted, &ranks);
-    let mut next = 2;
+    let v = if ranks.is_empty() {
+        Vec::new()
+    } else {
+        select_ranks(x_sorted, y_sorted, &ranks)
+    };
+    let mut next = if estimate.is_some() { 0 } else { 2 };
     let mut ci = [0.0; 2];
     for (slot, e) in ci.iter_mut().zip(&ends) {
         *slot = match e {
@@ -314,7 +341,7 @@ pub fn shift_normal(
         };
     }
     ShiftEstimate {
-        estimate: midpoint(v[0], v[1]),
+        estimate: estimate.unwrap_or_else(|| midpoint(v[0], v[1])),
         ci,
     }
 }
