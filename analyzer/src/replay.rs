@@ -223,3 +223,55 @@ pub fn replay(
     }
     engine.finish(why_unfinished)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recording::parse_recording;
+
+    #[test]
+    fn window_orders_sort_every_window_like_a_fresh_sort() {
+        // Values with ties, −0.0 and +0.0, at a 10 s step; a few gaps in time.
+        let mut csv = String::from("timestamp,metric,cohort,value\n");
+        let mut s = 12345u64;
+        for i in 0..400i64 {
+            if i % 37 == 5 {
+                continue;
+            }
+            for cohort in ["baseline", "canary"] {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = match (s >> 33) % 7 {
+                    0 => "-0.0".to_string(),
+                    1 => "0.0".to_string(),
+                    r => format!("{}", (r as f64) * 1.5 - ((s >> 40) % 3) as f64),
+                };
+                csv.push_str(&format!("{},lat,{cohort},{v}\n", 1_767_225_600 + 10 * i));
+            }
+        }
+        let rec = parse_recording(csv.as_bytes(), "test").unwrap();
+        let data = SortedRecording::new(&rec, ["lat", "lat", "absent"]);
+        let start = 1_767_225_600_000;
+        for (a, b) in [
+            (0, 4_000),
+            (0, 100),
+            (370, 2_080),
+            (1_000, 1_010),
+            (3_990, 9_999),
+        ] {
+            let (from, to) = (start + a * 1_000, start + b * 1_000);
+            for side in [Side::Baseline, Side::Canary] {
+                let w = data.window("lat", side, from, to);
+                let order = data.window_order("lat", side, from, to).unwrap();
+                let mut want: Vec<u32> = (0..w.v.len() as u32).collect();
+                want.sort_by(|&i, &j| w.v[i as usize].total_cmp(&w.v[j as usize]));
+                assert_eq!(order, want, "{a}..{b} {side:?}");
+            }
+        }
+        assert!(
+            data.window_order("absent", Side::Canary, start, start + 1)
+                .is_none()
+        );
+    }
+}

@@ -505,6 +505,64 @@ mod tests {
         }
     }
 
+    /// Indices of `v` in ascending total order.
+    fn order_of(v: &[f64]) -> Vec<u32> {
+        let mut o: Vec<u32> = (0..v.len() as u32).collect();
+        o.sort_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]));
+        o
+    }
+
+    #[test]
+    fn a_known_order_gives_the_same_result_bit_for_bit() {
+        for (seed, n, m, rho, rounding) in [
+            (1, 40, 30, 0.0, None),
+            (2, 300, 280, 0.8, None),
+            (3, 500, 500, 0.95, Some(1.0)),
+            (4, 2000, 1900, 0.5, Some(10.0)),
+            (5, 30, 600, 0.3, Some(0.0)),
+        ] {
+            let round = |v: Vec<f64>| -> Vec<f64> {
+                match rounding {
+                    Some(0.0) => v.iter().map(|_| 1.0).collect(),
+                    Some(r) => v.iter().map(|x| (x * r).round()).collect(),
+                    None => v,
+                }
+            };
+            let mut x = round(ar1(seed, n, rho, 0.2));
+            let y = round(ar1(seed + 100, m, rho, 0.0));
+            let (tx, ty) = (stamps(n), stamps(m));
+            for nan in [false, true] {
+                if nan {
+                    x[n / 2] = f64::NAN;
+                }
+                let (ox, oy) = (order_of(&x), order_of(&y));
+                for independence in [
+                    Independence::Assume,
+                    Independence::Auto,
+                    Independence::Paired,
+                ] {
+                    for outlier_factor in [None, Some(1.5)] {
+                        let o = MetricOptions {
+                            outlier_factor,
+                            ..opts(independence)
+                        };
+                        let (c, b) = (Series { t: &tx, v: &x }, Series { t: &ty, v: &y });
+                        let plain = classify_series(c, b, 0, &o);
+                        let ordered = classify_series_ordered(c, b, [Some(&ox), Some(&oy)], 0, &o);
+                        assert_eq!(
+                            serde_json::to_string(&plain).unwrap(),
+                            serde_json::to_string(&ordered).unwrap(),
+                            "seed {seed}, {independence}, nan {nan}, outliers {outlier_factor:?}"
+                        );
+                        // An order of the wrong length is ignored.
+                        let short = classify_series_ordered(c, b, [Some(&ox[1..]), None], 0, &o);
+                        assert_eq!(plain, short);
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn assume_is_plain_mann_whitney_exactly() {
         let x = ar1(1, 120, 0.8, 0.3);
