@@ -432,7 +432,14 @@ pub(crate) fn judge_preprocessed(
     result.p_value = Some(cmp.p_value);
     result.estimate = Some(cmp.estimate);
     result.ci = Some(cmp.ci);
-    let effect = crate::effect::effect_size_sorted(canary, baseline, sorted, cmp.estimate);
+    let effect = crate::effect::effect_size_sorted(
+        canary,
+        baseline,
+        sorted,
+        // With sorted copies the comparison is the judges' own, so its U is these samples'.
+        sorted.map(|_| cmp.u),
+        cmp.estimate,
+    );
     result.effect_size = Some(effect);
     let well_formed = lo <= hi && cmp.estimate.is_finite() && cmp.p_value.is_finite();
     if !well_formed {
@@ -1090,6 +1097,50 @@ mod tests {
         assert_eq!(r.preprocessing[0].non_finite_replaced, 1);
         assert_eq!(r.preprocessing[1].non_finite_replaced, 2);
         assert_eq!((r.n_canary, r.n_baseline), (2, 3));
+    }
+
+    #[test]
+    fn cles_from_u_is_the_counted_cles() {
+        // Ties, −0.0 against +0.0, exact and normal methods.
+        let mut s = 3u64;
+        for (n, m, levels) in [
+            (10, 12, 1000.0),
+            (30, 20, 3.0),
+            (400, 300, 7.0),
+            (90, 2000, 1e9),
+        ] {
+            let mut g = |k: usize| -> Vec<f64> {
+                (0..k)
+                    .map(|_| {
+                        s = s
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        let v = ((s >> 11) as f64 / (1u64 << 53) as f64 * levels).floor() - 1.0;
+                        if v == 0.0 && s % 2 == 0 { -0.0 } else { v }
+                    })
+                    .collect()
+            };
+            let (x, y) = (g(n), g(m));
+            let (tx, ty): (Vec<i64>, Vec<i64>) = ((0..n as i64).collect(), (0..m as i64).collect());
+            let order = |v: &[f64]| -> Vec<u32> {
+                let mut o: Vec<u32> = (0..v.len() as u32).collect();
+                o.sort_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]));
+                o
+            };
+            for independence in [Independence::Assume, Independence::Auto] {
+                let r = crate::series::classify_series_ordered(
+                    crate::Series { t: &tx, v: &x },
+                    crate::Series { t: &ty, v: &y },
+                    [Some(&order(&x)), Some(&order(&y))],
+                    0,
+                    &MetricOptions {
+                        independence,
+                        ..MetricOptions::default()
+                    },
+                );
+                assert_eq!(r.effect_size.unwrap().cles, effect::cles(&x, &y), "{n} {m}");
+            }
+        }
     }
 
     #[test]

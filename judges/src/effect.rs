@@ -31,16 +31,19 @@ pub struct EffectSize {
 /// Both samples should be finite and non-empty (as [`crate::classify()`] guarantees). An empty
 /// side gives `cles` = NaN and no ratios, with a `note` saying so.
 pub fn effect_size(canary: &[f64], baseline: &[f64], estimate: f64) -> EffectSize {
-    effect_size_sorted(canary, baseline, None, estimate)
+    effect_size_sorted(canary, baseline, None, None, estimate)
 }
 
 /// [`effect_size`], with `sorted` the two samples sorted ascending by [`f64::total_cmp`]
 /// (`[canary, baseline]`) when the caller has them: the same result, without sorting again.
-/// Means are taken over `canary` and `baseline` in their given order.
+/// Means are taken over `canary` and `baseline` in their given order. `u`, when given, is the
+/// Mann–Whitney U of the canary against the baseline (R's `W`, ties ½), from which CLES
+/// follows without counting: `2U` is the integer [`cles`] counts.
 pub(crate) fn effect_size_sorted(
     canary: &[f64],
     baseline: &[f64],
     sorted: Option<[&[f64]; 2]>,
+    u: Option<f64>,
     estimate: f64,
 ) -> EffectSize {
     let mut notes: Vec<&str> = Vec::new();
@@ -80,9 +83,13 @@ pub(crate) fn effect_size_sorted(
 
     EffectSize {
         mean_ratio,
-        cles: match sorted {
-            Some([xs, ys]) => cles_sorted(xs, ys),
-            None => cles(canary, baseline),
+        cles: match (u, sorted) {
+            // 2U < 2⁵³ is exact in f64 (and U = 2U/2 too), so this is cles's own division.
+            (Some(u), _) if u.is_finite() && 2.0 * u < 9.0e15 => {
+                (2.0 * u) / (2 * canary.len() as u128 * baseline.len() as u128) as f64
+            }
+            (_, Some([xs, ys])) => cles_sorted(xs, ys),
+            _ => cles(canary, baseline),
         },
         relative_shift,
         note: if notes.is_empty() {
