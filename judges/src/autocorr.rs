@@ -824,7 +824,7 @@ fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
     use rustfft::num_complex::Complex;
     let len = a.len().max(b.len());
     // No wrap-around for lags up to max_lag.
-    let size = (len + max_lag + 1).next_power_of_two();
+    let size = smooth_size(len + max_lag + 1);
     let (forward, inverse) = PLANNER.with(|p| {
         let mut p = p.borrow_mut();
         (p.plan_fft_forward(size), p.plan_fft_inverse(size))
@@ -856,6 +856,26 @@ fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
         buf[..top].iter().map(|c| c.re * scale).collect(),
         buf[..top].iter().map(|c| c.im * scale).collect(),
     )
+}
+
+/// The smallest `2^a·3^b·5^c ≥ need`: sizes the FFT handles with its fast radices, often
+/// well below the next power of two.
+fn smooth_size(need: usize) -> usize {
+    let mut best = need.next_power_of_two();
+    let mut p5 = 1;
+    while p5 < best {
+        let mut p35 = p5;
+        while p35 < best {
+            let mut size = p35;
+            while size < need {
+                size *= 2;
+            }
+            best = best.min(size);
+            p35 *= 3;
+        }
+        p5 *= 5;
+    }
+    best
 }
 
 /// The lag sums of one or two series, for lags asked in increasing order: the first
@@ -1212,6 +1232,23 @@ mod lag_sum_tests {
                     "b, n {n}, lag {k}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn smooth_sizes_are_the_smallest_with_factors_two_three_five() {
+        let smooth = |mut k: usize| {
+            for p in [2, 3, 5] {
+                while k % p == 0 {
+                    k /= p;
+                }
+            }
+            k == 1
+        };
+        for need in [1, 2, 7, 100, 1000, 10_641, 65_537] {
+            let s = smooth_size(need);
+            assert!(s >= need && smooth(s), "{need} {s}");
+            assert!((need..s).all(|k| !smooth(k)), "{need} {s}");
         }
     }
 

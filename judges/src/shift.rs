@@ -126,6 +126,71 @@ fn count_le_runs(x_sorted: &[f64], y_sorted: &[f64], t: f64) -> u128 {
     c.iter().sum::<u128>() + rest
 }
 
+/// `(#{d ≤ lo}, #{d ≤ hi}, the differences in (lo, hi])` for `lo < hi`, with the rows cut
+/// into four runs walked together as in [`count_le_runs`]; `None` when more than `cap`
+/// differences lie in the range.
+fn gather_runs(
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    lo: f64,
+    hi: f64,
+    cap: usize,
+) -> Option<(u128, u128, Vec<f64>)> {
+    const RUNS: usize = 4;
+    let (n, m) = (x_sorted.len(), y_sorted.len());
+    let runs = if n < 4 * RUNS { 1 } else { RUNS };
+    let len = n / runs;
+    let start = |r: usize, t: f64| {
+        let xi = x_sorted[r * len];
+        y_sorted.partition_point(|&yj| xi - yj > t)
+    };
+    /// One run's pointers, counts and gathered differences.
+    #[derive(Default)]
+    struct Run {
+        p_lo: usize,
+        p_hi: usize,
+        c_lo: u128,
+        c_hi: u128,
+        out: Vec<f64>,
+    }
+    let row = |run: &mut Run, xi: f64| {
+        run.p_hi = advance(y_sorted, run.p_hi, xi, hi);
+        run.p_lo = advance(y_sorted, run.p_lo, xi, lo);
+        run.c_hi += (m - run.p_hi) as u128;
+        run.c_lo += (m - run.p_lo) as u128;
+        run.out
+            .extend(y_sorted[run.p_hi..run.p_lo].iter().map(|&yj| xi - yj));
+    };
+    let mut state: [Run; RUNS] = std::array::from_fn(|_| Run::default());
+    for (r, run) in state.iter_mut().enumerate().take(runs) {
+        run.p_lo = start(r, lo);
+        run.p_hi = start(r, hi);
+    }
+    for i in 0..len {
+        for (r, run) in state.iter_mut().enumerate().take(runs) {
+            row(run, x_sorted[r * len + i]);
+        }
+        if i % 256 == 255 && state.iter().map(|r| r.out.len()).sum::<usize>() > cap {
+            return None;
+        }
+    }
+    // The rows after the last run's share continue its pointers.
+    for &xi in &x_sorted[runs * len..] {
+        row(&mut state[runs - 1], xi);
+    }
+    let total: usize = state.iter().map(|r| r.out.len()).sum();
+    if total > cap {
+        return None;
+    }
+    let mut values = Vec::with_capacity(total);
+    for r in &state {
+        values.extend_from_slice(&r.out);
+    }
+    let c_lo = state.iter().map(|r| r.c_lo).sum();
+    let c_hi = state.iter().map(|r| r.c_hi).sum();
+    Some((c_lo, c_hi, values))
+}
+
 /// The first `j ≥ p` with `fl(xi − y_j) ≤ t` (or `y.len()`), for ascending `y`.
 ///
 /// The differences fall with j, so the comparisons are true for a prefix of the block: the
@@ -1023,15 +1088,15 @@ impl<'a> Selector<'a> {
         self.knots = new;
     }
 
-    /// The fast path for a few ranks in a large matrix: a guess of each rank's value from a
-    /// small lattice sample, refined by secant steps on the exact counts (one fused counting
-    /// pass per step, all ranks together) until it lies within [`GUESS_HALF_WIDTH`] ranks,
-    /// then one pass that counts a bracket about 2·GUESS_HALF_WIDTH ranks wide around each
-    /// guess and gathers the differences inside. When every rank is inside its bracket and
-    /// every bracket was gathered whole, the ranks are selected there: exact, like every
-    /// other path. Otherwise `None` (after recording the counts as knots), and the general
-    /// rounds take over. Typically four passes for n = m = 4,000 instead of the general
-    /// rounds' sampling passes.
+    /// The fast path for a few ranks in a large matrix. Ranks within [`GUESS_HALF_WIDTH`] of
+    /// each other form a group (the two middle ranks, say). Each group's value is guessed
+    /// from a small lattice sample and refined by secant steps on exact counts
+    /// ([`count_le_runs`]) until the count is within a few half-widths of the group; then
+    /// one pass per group ([`gather_runs`]) counts a bracket about
+    /// 4·GUESS_HALF_WIDTH ranks wide around the predicted value and gathers the differences
+    /// inside. When every rank of the group lies in its bracket and the bracket was
+    /// gathered whole, the ranks are selected there: exact, like every other path.
+    /// Otherwise `None` (the counts are kept as knots) and the general rounds take over.
     fn guess_and_check(&mut self, ranks: &[u128]) -> Option<Vec<f64>> {
         let (x, y) = (self.x, self.y);
         let (n, m) = (x.len(), y.len());
@@ -1040,7 +1105,16 @@ impl<'a> Selector<'a> {
         if !(min_d.is_finite() && max_d.is_finite()) || ranks.len() > 8 {
             return None;
         }
-        let half = GUESS_HALF_WIDTH as f64;
+        let half = u128::from(GUESS_HALF_WIDTH);
+        // Groups of nearby ranks: (first member, last member) indices into `ranks`.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        for (r, &k) in ranks.iter().enumerate() {
+            match groups.last_mut() {
+                Some(g) if k - ranks[g.0] <= half => g.1 = r,
+                _ => groups.push((r, r)),
+            }
+        }
+        let centre = |g: &(usize, usize)| (ranks[g.0] + ranks[g.1]) / 2;
         // A small lattice: GUESS_LATTICE² differences at evenly spaced quantiles.
         let side = GUESS_LATTICE.min(n).min(m);
         let ys: Vec<f64> = (0..side)
@@ -1053,114 +1127,97 @@ impl<'a> Selector<'a> {
         }
         let s = lattice.len();
         let h = 2.min(s / 4).max(1);
-        let mut at: Vec<usize> = ranks
+        let spot = |k: u128| ((k as f64 / total as f64 * s as f64) as usize).min(s - 1);
+        let mut at: Vec<usize> = groups
             .iter()
-            .flat_map(|&k| {
-                let j = ((k as f64 / total as f64 * s as f64) as usize).min(s - 1);
+            .flat_map(|g| {
+                let j = spot(centre(g));
                 [j.saturating_sub(h), j, (j + h).min(s - 1)]
             })
             .collect();
         at.sort_unstable();
         at.dedup();
         select_many(&mut lattice, &at);
-        // Per rank: current guess, and value per rank (the local slope of the inverse count).
-        let mut guess: Vec<(f64, f64)> = ranks
+        let clamp = |t: f64| t.clamp(min_d, max_d);
+        struct Guess {
+            t: f64,
+            /// Value per rank: the local slope of the inverse of the count.
+            slope: f64,
+            last: Option<(f64, u128)>,
+            secant: bool,
+            done: bool,
+        }
+        let mut guesses: Vec<Guess> = groups
             .iter()
-            .map(|&k| {
-                let q = k as f64 / total as f64;
-                let j = ((q * s as f64) as usize).min(s - 1);
+            .map(|g| {
+                let j = spot(centre(g));
                 let (a, b) = (j.saturating_sub(h), (j + h).min(s - 1));
-                let slope = (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64);
-                (lattice[j], slope)
+                Guess {
+                    t: lattice[j],
+                    slope: (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64),
+                    last: None,
+                    secant: false,
+                    done: false,
+                }
             })
             .collect();
-        let clamp = |t: f64| t.clamp(min_d, max_d);
-        let mut last: Vec<Option<(f64, u128)>> = vec![None; ranks.len()];
-        let mut converged = false;
+        let finish = 4.0 * half as f64;
+        let mut knots = Vec::new();
         for _ in 0..GUESS_STEPS {
-            let mut th: Vec<f64> = guess.iter().map(|g| clamp(g.0)).collect();
-            th.sort_unstable_by(cmp_f64);
-            th.dedup_by(|a, b| a == b);
-            let counts: Vec<u128> = th.iter().map(|&t| count_le_runs(x, y, t)).collect();
-            self.add_knots(
-                th.iter()
-                    .zip(&counts)
-                    .map(|(&t, &c)| Knot { t, c })
-                    .collect(),
-            );
-            converged = true;
-            for ((g, l), &k) in guess.iter_mut().zip(last.iter_mut()).zip(ranks) {
-                let t = clamp(g.0);
-                let c = counts[th.partition_point(|&v| v < t)];
-                let miss = k as f64 - c as f64;
-                if let Some((t0, c0)) = *l {
+            for (g, grp) in guesses.iter_mut().zip(&groups) {
+                if g.done {
+                    continue;
+                }
+                let t = clamp(g.t);
+                let c = count_le_runs(x, y, t);
+                knots.push(Knot { t, c });
+                if let Some((t0, c0)) = g.last {
                     if c != c0 && t != t0 {
                         let slope = (t - t0) / (c as f64 - c0 as f64);
                         if slope > 0.0 && slope.is_finite() {
-                            g.1 = slope;
+                            g.slope = slope;
+                            g.secant = true;
                         }
                     }
                 }
-                *l = Some((t, c));
-                if miss.abs() > half / 2.0 {
-                    converged = false;
-                    g.0 = clamp(t + miss * g.1);
-                }
+                g.last = Some((t, c));
+                let miss = centre(grp) as f64 - c as f64;
+                g.t = clamp(t + miss * g.slope);
+                g.done = miss.abs() <= half as f64 || (g.secant && miss.abs() <= finish);
             }
-            if converged {
+            if guesses.iter().all(|g| g.done) {
                 break;
             }
         }
-        if !converged {
-            return None;
-        }
-        // Brackets around each guess; overlapping ones are merged.
-        let mut brackets: Vec<(f64, f64)> = Vec::new();
-        for &(t, slope) in &guess {
-            if !(slope > 0.0 && slope.is_finite()) {
-                return None;
-            }
-            let (lo, hi) = (clamp(t - half * slope), clamp(t + half * slope));
-            let lo = if lo == min_d { pred(min_d) } else { lo };
-            match brackets.last_mut() {
-                Some(b) if lo <= b.1 => b.1 = b.1.max(hi),
-                _ => brackets.push((lo, hi)),
-            }
-        }
-        if brackets.iter().any(|b| !(b.0 < b.1)) {
-            return None;
-        }
-        let cap = 8 * GUESS_HALF_WIDTH as usize + self.limit as usize;
-        let requests: Vec<Request> = brackets
+        self.add_knots(knots);
+        if !guesses
             .iter()
-            .map(|&(lo, hi)| Request {
-                lo,
-                hi,
-                stride: 1,
-                cap,
-                expect: 3 * GUESS_HALF_WIDTH as usize,
-            })
-            .collect();
-        let mut pools = self.pass(&requests, &[]);
-        let mut out = Vec::with_capacity(ranks.len());
-        for &k in ranks {
-            let h = self.hi_index(k);
-            if h == 0 {
+            .all(|g| g.done && g.slope > 0.0 && g.slope.is_finite())
+        {
+            return None;
+        }
+        let cap = 16 * GUESS_HALF_WIDTH as usize + self.limit as usize;
+        let mut out = vec![0.0; ranks.len()];
+        for (g, grp) in guesses.iter().zip(&groups) {
+            let width = (2 * half + (ranks[grp.1] - ranks[grp.0]) / 2) as f64 * g.slope;
+            let (lo, hi) = (clamp(g.t - width), clamp(g.t + width));
+            let lo = if lo == min_d { pred(min_d) } else { lo };
+            if !(lo < hi) {
                 return None;
             }
-            let (lo, hi) = (self.knots[h - 1], self.knots[h]);
-            let pool = pools
-                .iter_mut()
-                .find(|p| p.complete && p.lo <= lo.t && hi.t <= p.hi)?;
-            // The pool holds every difference in its range; those in (lo, hi] are the
-            // bracket's, and the rank's is the (k − lo.c)-th of them.
-            let mut vals = filter_range(&pool.values, lo.t, hi.t);
-            if vals.len() as u128 != hi.c - lo.c {
+            let (c_lo, c_hi, mut vals) = gather_runs(x, y, lo, hi, cap)?;
+            self.add_knots(vec![Knot { t: lo, c: c_lo }, Knot { t: hi, c: c_hi }]);
+            let members = &ranks[grp.0..=grp.1];
+            if !(c_lo < members[0] && members[members.len() - 1] <= c_hi)
+                || vals.len() as u128 != c_hi - c_lo
+            {
                 return None;
             }
-            let i = (k - lo.c - 1) as usize;
-            let (_, v, _) = vals.select_nth_unstable_by(i, cmp_f64);
-            out.push(*v);
+            let idx: Vec<usize> = members.iter().map(|&k| (k - c_lo - 1) as usize).collect();
+            select_many(&mut vals, &idx);
+            for (slot, &i) in out[grp.0..=grp.1].iter_mut().zip(&idx) {
+                *slot = vals[i];
+            }
         }
         Some(out)
     }
@@ -1322,6 +1379,16 @@ mod tests {
             let y = sorted((0..m).map(|_| (lcg(&mut s) * 50.0).floor()).collect());
             for t in [-100.0, -49.0, -3.5, 0.0, 0.5, 7.0, 49.0, 100.0] {
                 assert_eq!(count_le_runs(&x, &y, t), count_le(&x, &y, t), "{n} {m} {t}");
+                let hi = t + 2.5;
+                let (c_lo, c_hi, mut got) = gather_runs(&x, &y, t, hi, usize::MAX).unwrap();
+                assert_eq!((c_lo, c_hi), (count_le(&x, &y, t), count_le(&x, &y, hi)));
+                let mut want: Vec<f64> = brute(&x, &y)
+                    .into_iter()
+                    .filter(|&d| d > t && d <= hi)
+                    .collect();
+                got.sort_by(f64::total_cmp);
+                want.sort_by(f64::total_cmp);
+                assert_eq!(got, want);
             }
         }
     }
