@@ -1202,7 +1202,7 @@ impl<'a> Selector<'a> {
             let width = (2 * half + (ranks[grp.1] - ranks[grp.0]) / 2) as f64 * g.slope;
             let (lo, hi) = (clamp(g.t - width), clamp(g.t + width));
             let lo = if lo == min_d { pred(min_d) } else { lo };
-            if !(lo < hi) {
+            if lo >= hi || lo.is_nan() || hi.is_nan() {
                 return None;
             }
             let (c_lo, c_hi, mut vals) = gather_runs(x, y, lo, hi, cap)?;
