@@ -11,8 +11,9 @@
 //! hyperfine -w 1 'target/release/fledge replay -c target/tmp/replay/day.yaml -r target/tmp/replay/day.csv --format json > /dev/null'
 //! ```
 //!
-//! Both cohorts come from the same process (a shared daily load curve plus noise), so the
-//! analysis promotes and every interval is judged.
+//! Both cohorts come from the same process (a shared daily load curve plus noise), so every
+//! interval is judged: with `assume` the analysis promotes; with `auto` it holds, the daily
+//! curve leaving too little independent evidence in any window.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
