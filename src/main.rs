@@ -41,6 +41,9 @@ enum Command {
     /// Validate or convert canary configs.
     #[command(subcommand)]
     Config(cmd::config::ConfigCmd),
+    /// Run as a service: REST API under /v1, SQLite store under --data, runs resume after a
+    /// restart.
+    Serve(cmd::serve::ServeArgs),
     /// Write a synthetic recording (seeded) for tests and demos.
     #[command(hide = true)]
     Synth(cmd::synth::SynthArgs),
@@ -52,7 +55,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log, cli.log_json);
+    let json = cli.log_json
+        || matches!(&cli.command, Command::Serve(a) if a.log_format == cmd::serve::LogFormat::Json);
+    init_logging(&cli.log, json);
     let result = match cli.command {
         Command::Judge(args) => cmd::judge::run(args),
         Command::Replay(args) => cmd::replay::run(args),
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Synth(args) => cmd::synth::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -9,5 +9,7 @@ pub mod live;
 pub mod recording;
 pub mod replay;
 pub mod report;
+pub mod service;
 pub mod source;
+pub mod store;
 pub mod synth;

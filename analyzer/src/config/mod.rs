@@ -43,6 +43,8 @@ use crate::engine::{AnalysisSpec, MetricSpec};
 pub use checks::{Amount, AmountKind, SeriesRef, TestName, Unit};
 pub use duration::{Duration, ParseDurationError};
 pub use kayenta::{Imported, KayentaImportError, KayentaQuery, import_kayenta};
+/// A parsed URL (as [`check_url`] returns).
+pub use reqwest::Url;
 pub use source::{
     Aggregate, Auth, BasicAuth, Cohorts, LiveQuery, ScrapeDenominator, ScrapeQuery, SecretRef,
     SourceConfig, SourceKind, check_url,

@@ -26,6 +26,11 @@ pub struct SourceConfig {
     /// prometheus: the base URL under which `/api/v1/` lives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// recording: a recorded CSV (`fledge record`, `fledge synth`) served as a source with
+    /// history, for retrospective analyses, tests and load measurements. A local file path:
+    /// only whoever may submit configs (the token holder, under `fledge serve`) names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<std::path::PathBuf>,
     /// scrape: the baseline instances' `/metrics` URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub baseline: Vec<String>,
@@ -72,6 +77,7 @@ impl SourceConfig {
         self.timeout.unwrap_or(match self.kind {
             SourceKind::Prometheus => DEFAULT_TIMEOUT,
             SourceKind::Scrape => self.step().min(Duration::from_secs(5)),
+            SourceKind::Recording => DEFAULT_TIMEOUT,
         })
     }
 
@@ -93,6 +99,8 @@ impl SourceConfig {
 pub enum SourceKind {
     Prometheus,
     Scrape,
+    /// A recorded CSV read from `path`.
+    Recording,
 }
 
 impl fmt::Display for SourceKind {
@@ -100,6 +108,7 @@ impl fmt::Display for SourceKind {
         f.write_str(match self {
             SourceKind::Prometheus => "prometheus",
             SourceKind::Scrape => "scrape",
+            SourceKind::Recording => "recording",
         })
     }
 }
@@ -346,6 +355,20 @@ pub(crate) fn validate(config: &Config, problems: &mut Problems) {
     match source.kind {
         SourceKind::Prometheus => prometheus(config, source, &path, problems),
         SourceKind::Scrape => scrape(config, source, &path, problems),
+        SourceKind::Recording => {
+            if source.path.is_none() {
+                problems.push((
+                    path.key("path"),
+                    "is required with `type: recording` (a recorded CSV)".to_owned(),
+                ));
+            }
+        }
+    }
+    if source.kind != SourceKind::Recording && source.path.is_some() {
+        problems.push((
+            path.key("path"),
+            format!("is only for `type: recording`, not `type: {}`", source.kind),
+        ));
     }
 }
 

@@ -23,7 +23,7 @@ use fledge_judges::{CheckDetail, Classification, Verdict};
 use crate::engine::{AnalysisReport, IntervalReport, MetricReport, Millis, is_failure};
 
 /// The lower-case word for a verdict.
-pub(crate) fn verdict_word(v: Verdict) -> &'static str {
+pub fn verdict_word(v: Verdict) -> &'static str {
     match v {
         Verdict::Promote => "promote",
         Verdict::Hold => "hold",

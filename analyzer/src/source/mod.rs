@@ -21,6 +21,7 @@
 //! [`crate::live`] reads the clock, fetches, and hands the engine the data.
 
 pub mod prometheus;
+pub mod recorded;
 pub mod scrape;
 pub mod template;
 
@@ -164,6 +165,7 @@ pub fn build(config: &Config) -> Result<Box<dyn MetricSource>, SourceError> {
     Ok(match source.kind {
         SourceKind::Prometheus => Box::new(prometheus::PrometheusSource::new(config)?),
         SourceKind::Scrape => Box::new(scrape::ScrapeSource::start(config)?),
+        SourceKind::Recording => Box::new(recorded::RecordingSource::open(config)?),
     })
 }
 
