@@ -9,5 +9,6 @@ pub mod live;
 pub mod recording;
 pub mod replay;
 pub mod report;
+pub mod rollout;
 pub mod source;
 pub mod synth;
