@@ -10,6 +10,7 @@ pub mod demo;
 pub mod judge;
 pub mod record;
 pub mod replay;
+pub mod rollout;
 pub mod synth;
 
 /// The exit code of a verdict: 0 promote, 3 hold, 4 abort.

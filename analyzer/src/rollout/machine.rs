@@ -169,14 +169,14 @@ impl RolloutState {
         self.phase = Phase::RolledBack;
         self.weight = 0;
         self.held_since = None;
-        self.note(now, format!("rolled back: {reason}"));
+        self.note(now, reason.clone());
         self.reason = Some(reason);
     }
 
     fn hold(&mut self, now: Millis, why: String) {
         self.phase = Phase::Held;
         self.held_since = Some(now);
-        self.note(now, format!("held: {why}"));
+        self.note(now, why.clone());
         self.reason = Some(why);
     }
 }
