@@ -252,17 +252,17 @@ pub fn apply(state: &mut RolloutState, event: Event) {
                     state.note(now, "no manual decision within the hold timeout".to_owned());
                 }
             }
-            (Phase::Progressing, Some(Step::Pause(Pause::For(d)))) => {
-                if now >= state.step_started + d.as_millis() as Millis {
-                    state.next_step(now, format!("pause of {d} over"));
-                }
+            (Phase::Progressing, Some(Step::Pause(Pause::For(d))))
+                if now >= state.step_started + d.as_millis() as Millis =>
+            {
+                state.next_step(now, format!("pause of {d} over"));
             }
-            (Phase::Progressing, Some(Step::Pause(Pause::Manual(_)))) => {
-                if now >= state.step_started + state.hold_timeout {
-                    state.phase = Phase::HoldTimedOut;
-                    state.reason = Some("paused for a manual promote that did not come".into());
-                    state.note(now, "no manual promote within the hold timeout".to_owned());
-                }
+            (Phase::Progressing, Some(Step::Pause(Pause::Manual(_))))
+                if now >= state.step_started + state.hold_timeout =>
+            {
+                state.phase = Phase::HoldTimedOut;
+                state.reason = Some("paused for a manual promote that did not come".into());
+                state.note(now, "no manual promote within the hold timeout".to_owned());
             }
             _ => {}
         },

@@ -188,13 +188,13 @@ impl RolloutConfig {
                 ],
                 "must name a program".to_owned(),
             )),
-            RouterConfig::Webhook { url, .. } => {
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    out.push((
-                        vec![PathPart::Key("router".into()), PathPart::Key("url".into())],
-                        format!("{url:?} is not an http(s) URL"),
-                    ));
-                }
+            RouterConfig::Webhook { url, .. }
+                if !(url.starts_with("http://") || url.starts_with("https://")) =>
+            {
+                out.push((
+                    vec![PathPart::Key("router".into()), PathPart::Key("url".into())],
+                    format!("{url:?} is not an http(s) URL"),
+                ));
             }
             _ => {}
         }
