@@ -36,6 +36,9 @@ enum Command {
     /// Analyse a running canary against the config's metric source (a pipeline gate), in real
     /// time or over a past span.
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// Run the config's `rollout:`: move the canary's traffic weight step by step, analyse at
+    /// each step, roll back on abort, wait for a person on hold. Also promote/abort/resume.
+    Rollout(cmd::rollout::RolloutArgs),
     /// Save what the config's queries return over a span as a recording for `fledge replay`.
     Record(cmd::record::RecordArgs),
     /// Validate or convert canary configs.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Record(args) => cmd::record::run(args),
+        Command::Rollout(args) => cmd::rollout::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Synth(args) => cmd::synth::run(args),

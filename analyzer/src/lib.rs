@@ -9,6 +9,7 @@ pub mod live;
 pub mod recording;
 pub mod replay;
 pub mod report;
+pub mod rollout;
 pub mod service;
 pub mod source;
 pub mod store;

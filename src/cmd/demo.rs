@@ -231,17 +231,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Response header on every answer of `/`: `1` on an injected error, `0` otherwise.
+pub const INJECTED_HEADER: &str = "x-fledge-demo-injected";
+
 async fn serve(State(demo): State<Arc<Demo>>) -> impl IntoResponse {
     let (latency, failed) = demo.draw();
     tokio::time::sleep(Duration::from_secs_f64(latency.min(60.0))).await;
     demo.observe(latency, failed);
     if failed {
+        // The marker tells a load generator this 500 is the demo's, not a proxy's.
         (
             StatusCode::INTERNAL_SERVER_ERROR,
+            [(INJECTED_HEADER, "1")],
             format!("{}: injected error\n", demo.version),
         )
     } else {
-        (StatusCode::OK, format!("{}: ok\n", demo.version))
+        (
+            StatusCode::OK,
+            [(INJECTED_HEADER, "0")],
+            format!("{}: ok\n", demo.version),
+        )
     }
 }
 

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod judge;
 pub mod record;
 pub mod replay;
+pub mod rollout;
 pub mod serve;
 pub mod synth;
 

@@ -430,6 +430,7 @@ fn translate(value: &Value, report: &mut Report) -> Option<Config> {
         templates,
         source: None,
         cohorts: Default::default(),
+        rollout: None,
     })
 }
 

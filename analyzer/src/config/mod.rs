@@ -83,6 +83,9 @@ pub struct Config {
     /// The variables each cohort's query templates are filled in with (`${version}`).
     #[serde(default, skip_serializing_if = "Cohorts::is_empty")]
     pub cohorts: Cohorts,
+    /// How a `fledge rollout` moves traffic: the router and the steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::RolloutConfig>,
 }
 
 /// Score thresholds, in points out of 100: a score `>= pass` passes, `>= marginal` is marginal,
@@ -107,7 +110,9 @@ impl Default for Thresholds {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Analysis {
-    /// Total length of the analysis (Spinnaker's `lifetimeDuration`); > 0.
+    /// Total length of the analysis (Spinnaker's `lifetimeDuration`); > 0. May be left out
+    /// when the config has a `rollout:` (whose `analysis:` steps give their own lengths).
+    #[serde(default)]
     pub lifetime: Duration,
     /// Time between judgements (`canaryAnalysisIntervalMins`); > 0 and <= `lifetime`.
     pub interval: Duration,

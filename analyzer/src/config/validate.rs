@@ -45,6 +45,19 @@ pub(crate) fn validate(config: &Config) -> Problems {
         self::metric(config, metric, &path, &mut problems);
     }
     super::source::validate(config, &mut problems);
+    if let Some(rollout) = &config.rollout {
+        use crate::rollout::spec::PathPart;
+        for (parts, message) in rollout.problems(config.analysis.interval) {
+            let mut path = root.key("rollout");
+            for part in parts {
+                path = match part {
+                    PathPart::Key(k) => path.key(&k),
+                    PathPart::Index(i) => path.index(i),
+                };
+            }
+            problems.push((path, message));
+        }
+    }
     problems
 }
 
@@ -72,7 +85,7 @@ fn thresholds(config: &Config, problems: &mut Problems) {
 fn analysis(config: &Config, problems: &mut Problems) {
     let path = FieldPath::root().key("analysis");
     let a = &config.analysis;
-    if a.lifetime.is_zero() {
+    if a.lifetime.is_zero() && config.rollout.is_none() {
         problems.push((path.key("lifetime"), "must be longer than 0".to_owned()));
     }
     if a.interval.is_zero() {

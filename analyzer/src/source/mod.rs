@@ -471,7 +471,7 @@ pub fn merge_recording(acc: &mut Recording, new: &Recording) {
 }
 
 /// Milliseconds since the Unix epoch, now. Only drivers and sources call it, never the engine.
-pub(crate) fn now_ms() -> Millis {
+pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

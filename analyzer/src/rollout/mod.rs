@@ -1,0 +1,272 @@
+//! The rollout controller: turns verdicts into traffic.
+//!
+//! - [`spec`]: the `rollout:` config section and its expansion into steps.
+//! - [`machine`]: the pure decision logic ([`plan`](machine::plan) /
+//!   [`apply`](machine::apply) over a serde [`RolloutState`]).
+//! - [`router`]: the [`TrafficRouter`] seam and its implementations.
+//! - [`run`]: the async driver. It reads the clock, sleeps, reconciles the router, runs each
+//!   `analysis:` step as a live analysis of the window since the step began, and listens for
+//!   manual [`Command`]s on a channel.
+//!
+//! **Commit before act.** The driver awaits [`RolloutStore::save`] before every externally
+//! visible action (a router write, a step change), so a persisted state is never behind what
+//! the world saw. Starting from a persisted state first reconciles the router to the state's
+//! weight and then continues from the state's step, without repeating or skipping one.
+
+pub mod machine;
+pub mod router;
+pub mod spec;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fledge_judges::Verdict;
+use tokio::sync::mpsc;
+
+pub use machine::{Action, Command, Event, Phase, RolloutState, StepAnalysis, Transition};
+pub use router::{BoxFuture, RouterError, TrafficRouter};
+pub use spec::{Pause, RolloutConfig, RouterConfig, Step};
+
+use crate::config::Config;
+use crate::engine::{AnalysisSpec, Millis};
+use crate::live::{self, Mode};
+use crate::source::{MetricSource, now_ms};
+
+/// Why a rollout could not run (distinct from rolling back, which is an outcome).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RolloutError {
+    #[error("the config has no `rollout:` section")]
+    NoRollout,
+    #[error("cannot save the rollout state: {0}")]
+    Store(String),
+    #[error(transparent)]
+    Router(#[from] RouterError),
+    #[error("{0}")]
+    Spec(String),
+}
+
+/// Where the driver persists the state before it acts.
+pub trait RolloutStore: Send + Sync {
+    fn save<'a>(&'a self, state: &'a RolloutState) -> BoxFuture<'a, Result<(), RolloutError>>;
+}
+
+/// Persists nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoStore;
+
+impl RolloutStore for NoStore {
+    fn save<'a>(&'a self, _: &'a RolloutState) -> BoxFuture<'a, Result<(), RolloutError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A JSON file, replaced atomically (written beside it, then renamed).
+#[derive(Debug, Clone)]
+pub struct JsonFileStore {
+    pub path: PathBuf,
+}
+
+impl JsonFileStore {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        JsonFileStore { path: path.into() }
+    }
+
+    /// The persisted state, if the file exists.
+    pub fn load(&self) -> Result<Option<RolloutState>, RolloutError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| RolloutError::Store(format!("{}: {e}", self.path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(RolloutError::Store(format!("{}: {e}", self.path.display()))),
+        }
+    }
+}
+
+impl RolloutStore for JsonFileStore {
+    fn save<'a>(&'a self, state: &'a RolloutState) -> BoxFuture<'a, Result<(), RolloutError>> {
+        Box::pin(async move {
+            let text =
+                serde_json::to_vec_pretty(state).map_err(|e| RolloutError::Store(e.to_string()))?;
+            let tmp = self.path.with_extension("json.tmp");
+            let fail =
+                |e: std::io::Error| RolloutError::Store(format!("{}: {e}", self.path.display()));
+            tokio::fs::write(&tmp, text).await.map_err(fail)?;
+            tokio::fs::rename(&tmp, &self.path).await.map_err(fail)
+        })
+    }
+}
+
+/// The first state of a rollout of `config`, starting at `now`.
+pub fn initial_state(config: &Config, now: Millis) -> Result<RolloutState, RolloutError> {
+    let r = config.rollout.as_ref().ok_or(RolloutError::NoRollout)?;
+    Ok(RolloutState::new(
+        r.expand(config.analysis.interval),
+        r.hold_timeout.as_millis() as Millis,
+        now,
+    ))
+}
+
+/// What [`run`] needs besides the state.
+pub struct Driver<'a> {
+    pub router: &'a dyn TrafficRouter,
+    pub source: &'a dyn MetricSource,
+    /// The analysis spec of the config; each `analysis:` step runs it with lifetime = interval
+    /// = the step's length and no warmup.
+    pub spec: AnalysisSpec,
+    /// The source's lag (`source.settle`).
+    pub settle: Millis,
+    pub store: &'a dyn RolloutStore,
+    /// Sees every transition, as it is logged.
+    pub observer: &'a mut (dyn FnMut(&Transition) + Send),
+}
+
+/// Runs (or resumes) the rollout in `state` to its end and returns the final state. Commands
+/// arrive on `commands`; a closed channel just means no more commands.
+pub async fn run(
+    driver: Driver<'_>,
+    mut state: RolloutState,
+    mut commands: mpsc::Receiver<Command>,
+) -> Result<RolloutState, RolloutError> {
+    let Driver {
+        router,
+        source,
+        spec,
+        settle,
+        store,
+        observer,
+    } = driver;
+    let mut seen = 0;
+    let mut channel_open = true;
+    loop {
+        for t in &state.log[seen..] {
+            tracing::info!(step = t.step, weight = t.weight, phase = ?t.phase, "{}", t.message);
+            observer(t);
+        }
+        seen = state.log.len();
+        // Commit before act: the router only ever gets a weight the store has.
+        store.save(&state).await?;
+        if let Err(e) = router::reconcile(router, state.weight).await {
+            if state.phase == Phase::RolledBack {
+                return Err(e.into());
+            }
+            let reason = format!("the router failed: {e}");
+            machine::apply(
+                &mut state,
+                Event::Failed {
+                    now: now_ms(),
+                    reason,
+                },
+            );
+            continue;
+        }
+        let event = match machine::plan(&state) {
+            Action::Done(_) => return Ok(state),
+            Action::Advance => Event::Advance { now: now_ms() },
+            Action::Wait { until } => {
+                let sleep = tokio::time::sleep(millis_from_now(until));
+                tokio::select! {
+                    () = sleep => Event::Elapsed { now: now_ms() },
+                    c = commands.recv(), if channel_open => match c {
+                        Some(command) => Event::Command { now: now_ms(), command },
+                        None => { channel_open = false; continue; }
+                    },
+                }
+            }
+            Action::Analyse { start, end } => {
+                let mut step_spec = spec.clone();
+                let len = end - start;
+                step_spec.lifetime = len;
+                step_spec.interval = len;
+                step_spec.warmup = 0;
+                step_spec.lookback = 0;
+                let analysis = live::analyze(
+                    source,
+                    Arc::new(step_spec),
+                    Mode::RealTime { start: Some(start) },
+                    settle,
+                    |_| {},
+                    std::future::pending::<()>(),
+                );
+                tokio::select! {
+                    r = analysis => {
+                        let now = now_ms();
+                        match r {
+                            Ok(run) => Event::Verdict {
+                                now,
+                                analysis: StepAnalysis {
+                                    step: state.step,
+                                    weight: state.weight,
+                                    verdict: run.report.verdict,
+                                    reason: run.report.reason.clone(),
+                                    report: Some(run.report),
+                                },
+                            },
+                            // A source that cannot be read holds (missing data never promotes).
+                            Err(e) => Event::Verdict {
+                                now,
+                                analysis: StepAnalysis {
+                                    step: state.step,
+                                    weight: state.weight,
+                                    verdict: Verdict::Hold,
+                                    reason: format!("the analysis could not run: {e}"),
+                                    report: None,
+                                },
+                            },
+                        }
+                    }
+                    c = commands.recv(), if channel_open => match c {
+                        Some(command) => Event::Command { now: now_ms(), command },
+                        None => { channel_open = false; continue; }
+                    },
+                }
+            }
+        };
+        machine::apply(&mut state, event);
+    }
+}
+
+fn millis_from_now(t: Millis) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))
+}
+
+/// Polls `path` every `every` for a command file (`promote`, `abort` or `resume`), removes it
+/// and sends the command; ends when the receiver is gone. This is how `fledge rollout
+/// promote|abort|resume --state-dir D` reaches a running rollout.
+pub async fn poll_command_file(
+    path: PathBuf,
+    every: std::time::Duration,
+    tx: mpsc::Sender<Command>,
+) {
+    loop {
+        if let Ok(text) = tokio::fs::read_to_string(&path).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            match parse_command(&text) {
+                Some(c) => {
+                    tracing::info!(command = ?c, "manual command");
+                    if tx.send(c).await.is_err() {
+                        return;
+                    }
+                }
+                None => {
+                    tracing::warn!(file = %path.display(), "ignored an unknown command {text:?}")
+                }
+            }
+        }
+        if tx.is_closed() {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `promote`, `abort` or `resume` (surrounding space ignored).
+pub fn parse_command(text: &str) -> Option<Command> {
+    match text.trim() {
+        "promote" => Some(Command::Promote),
+        "abort" => Some(Command::Abort),
+        "resume" => Some(Command::Resume),
+        _ => None,
+    }
+}

@@ -1,0 +1,117 @@
+//! Traffic routers: where a rollout sets the canary's share of the traffic.
+//!
+//! Routers are level-triggered, like kube-runtime reconcilers: [`reconcile`] reads the current
+//! weight back, writes only when it differs (correcting drift made behind its back), and
+//! checks the write took. Setting the same weight twice is a no-op, so re-running a step is
+//! always safe.
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub mod exec;
+pub mod haproxy;
+pub mod webhook;
+
+use super::spec::RouterConfig;
+
+/// A boxed future, so that routers can be trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a router could not read or set a weight.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    #[error("{router}: {message}")]
+    Failed { router: String, message: String },
+    #[error("{router}: set canary weight {wanted} but it reads back {got}")]
+    NotApplied {
+        router: String,
+        wanted: u32,
+        got: u32,
+    },
+}
+
+/// Sets the canary's traffic weight, 0–100 (the baseline gets 100 − w).
+pub trait TrafficRouter: Send + Sync {
+    /// For messages: `haproxy be/canary via /run/haproxy/admin.sock`.
+    fn describe(&self) -> String;
+    /// The canary weight in force now, or `None` when this router cannot read it back (then
+    /// every reconcile writes).
+    fn current_weight(&self) -> BoxFuture<'_, Result<Option<u32>, RouterError>>;
+    /// Sets the canary weight. Idempotent.
+    fn set_weight(&self, canary: u32) -> BoxFuture<'_, Result<(), RouterError>>;
+}
+
+/// What a reconcile did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconciled {
+    /// The router already had the weight.
+    InSync,
+    /// It had `from` (or an unknown weight) and now has the wanted one.
+    Corrected { from: Option<u32> },
+}
+
+/// Brings the router to canary weight `canary`: read, write if different, read back.
+pub async fn reconcile(router: &dyn TrafficRouter, canary: u32) -> Result<Reconciled, RouterError> {
+    let before = router.current_weight().await?;
+    if before == Some(canary) {
+        return Ok(Reconciled::InSync);
+    }
+    router.set_weight(canary).await?;
+    if let Some(got) = router.current_weight().await?
+        && got != canary
+    {
+        return Err(RouterError::NotApplied {
+            router: router.describe(),
+            wanted: canary,
+            got,
+        });
+    }
+    if before.is_some() {
+        tracing::info!(router = %router.describe(), from = ?before, to = canary, "corrected the canary weight");
+    }
+    Ok(Reconciled::Corrected { from: before })
+}
+
+/// The router a config names.
+pub fn build(config: &RouterConfig) -> Result<Box<dyn TrafficRouter>, RouterError> {
+    Ok(match config {
+        RouterConfig::Haproxy {
+            admin,
+            backend,
+            baseline,
+            canary,
+        } => Box::new(haproxy::HaproxyRouter::new(
+            admin, backend, baseline, canary,
+        )?),
+        RouterConfig::Exec { command } => Box::new(exec::ExecRouter::new(command.clone())),
+        RouterConfig::Webhook { url, timeout } => {
+            Box::new(webhook::WebhookRouter::new(url, timeout.to_std())?)
+        }
+    })
+}
+
+/// A router in memory, for tests and dry runs: it records every write.
+#[derive(Debug, Default)]
+pub struct MemoryRouter {
+    pub weight: std::sync::Mutex<Option<u32>>,
+    pub writes: std::sync::Mutex<Vec<u32>>,
+}
+
+impl TrafficRouter for MemoryRouter {
+    fn describe(&self) -> String {
+        "memory".to_owned()
+    }
+    fn current_weight(&self) -> BoxFuture<'_, Result<Option<u32>, RouterError>> {
+        let w = *self.weight.lock().unwrap_or_else(|e| e.into_inner());
+        Box::pin(async move { Ok(w) })
+    }
+    fn set_weight(&self, canary: u32) -> BoxFuture<'_, Result<(), RouterError>> {
+        *self.weight.lock().unwrap_or_else(|e| e.into_inner()) = Some(canary);
+        self.writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(canary);
+        Box::pin(async { Ok(()) })
+    }
+}
