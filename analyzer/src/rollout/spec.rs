@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::router::kube::KubeRouterConfig;
 use crate::config::Duration;
 
 /// `rollout:`: how traffic moves from the baseline to the canary.
@@ -78,6 +79,12 @@ pub enum RouterConfig {
         #[serde(default = "default_timeout")]
         timeout: Duration,
     },
+    /// A Gateway API `HTTPRoute`'s backendRefs weights, through the Kubernetes API server.
+    GatewayApi(KubeRouterConfig),
+    /// An SMI `TrafficSplit`'s backend weights, through the Kubernetes API server.
+    Smi(KubeRouterConfig),
+    /// An Istio `VirtualService`'s route weights, through the Kubernetes API server.
+    Istio(KubeRouterConfig),
 }
 
 fn default_timeout() -> Duration {
@@ -195,6 +202,14 @@ impl RolloutConfig {
                     vec![PathPart::Key("router".into()), PathPart::Key("url".into())],
                     format!("{url:?} is not an http(s) URL"),
                 ));
+            }
+            RouterConfig::GatewayApi(k) | RouterConfig::Smi(k) | RouterConfig::Istio(k) => {
+                for (field, message) in k.problems() {
+                    out.push((
+                        vec![PathPart::Key("router".into()), PathPart::Key(field.into())],
+                        message,
+                    ));
+                }
             }
             _ => {}
         }

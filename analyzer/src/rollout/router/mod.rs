@@ -10,6 +10,7 @@ use std::pin::Pin;
 
 pub mod exec;
 pub mod haproxy;
+pub mod kube;
 pub mod webhook;
 
 use super::spec::RouterConfig;
@@ -88,6 +89,11 @@ pub fn build(config: &RouterConfig) -> Result<Box<dyn TrafficRouter>, RouterErro
         RouterConfig::Webhook { url, timeout } => {
             Box::new(webhook::WebhookRouter::new(url, timeout.to_std())?)
         }
+        RouterConfig::GatewayApi(k) => {
+            Box::new(kube::KubeRouter::new(kube::KubeKind::GatewayApi, k)?)
+        }
+        RouterConfig::Smi(k) => Box::new(kube::KubeRouter::new(kube::KubeKind::Smi, k)?),
+        RouterConfig::Istio(k) => Box::new(kube::KubeRouter::new(kube::KubeKind::Istio, k)?),
     })
 }
 
