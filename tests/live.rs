@@ -523,6 +523,26 @@ fn record_then_replay_gives_the_verdict_of_a_retrospective_analysis() {
     std::thread::sleep(Duration::from_secs(14));
     let end = now_secs().floor() as i64 - 2;
     let start = end - 12;
+    // Under load a scrape can land late; wait until every target has a sample past the window,
+    // so that `record` and `analyze` see the same data.
+    wait_for(
+        "Prometheus to scrape past the window",
+        Duration::from_secs(30),
+        || {
+            let q = format!("/api/v1/query?query={}", encode("min(timestamp(up))"));
+            http(prom, "GET", &q, "").is_ok_and(|(_, body)| {
+                serde_json::from_str::<Value>(&body)
+                    .ok()
+                    .and_then(|v| {
+                        v["data"]["result"][0]["value"][1]
+                            .as_str()?
+                            .parse::<f64>()
+                            .ok()
+                    })
+                    .is_some_and(|t| t > (end + 2) as f64)
+            })
+        },
+    );
     let (start, end) = (start.to_string(), end.to_string());
     let cfg = env.write("c.yaml", &prometheus_config(prom, "12s"));
     let rec = env.dir.join("r.csv");
@@ -593,7 +613,14 @@ fn record_then_replay_gives_the_verdict_of_a_retrospective_analysis() {
         a["intervals"], r["intervals"],
         "the same windows judged the same"
     );
-    assert_eq!(a["intervals"].as_array().unwrap().len(), 4);
+    // 12 s in 3 s intervals; an abort (v2's latency is 1.25× v1's, near the allowed 1.3×, and
+    // a loaded machine can push it over) ends the analysis at the interval that aborted.
+    let n = a["intervals"].as_array().unwrap().len();
+    assert!(
+        n == 4 || (a["verdict"] == "abort" && (1..4).contains(&n)),
+        "{n} intervals: {}",
+        analyzed.stdout
+    );
 }
 
 /// Unix seconds as RFC 3339 (UTC).
