@@ -283,3 +283,159 @@ fn kube_router_config_errors_name_the_field() {
     assert!(e.contains("rollout.router.namespace"), "{e}");
     assert!(e.contains("\"Shop\" is not a Kubernetes name"), "{e}");
 }
+
+#[test]
+fn a_ca_file_that_is_missing_or_not_pem_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("fledge-kube-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("ca.crt");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    for (file, expect) in [
+        (dir.join("missing.crt"), "cannot read the CA file"),
+        (bad, "not a PEM certificate"),
+    ] {
+        let text = format!(
+            "name: k\nanalysis: {{interval: 10s}}\ngroups: {{g: 1}}\nmetrics: [{{name: m, group: g}}]\nrollout:\n  router: {}\n  steps: [{{set_weight: 50}}]\n",
+            kube_yaml(
+                "smi",
+                "https://127.0.0.1:1",
+                &format!(", ca_file: \"{}\"", file.display())
+            )
+        );
+        let cfg = config::from_yaml_str(&text, "k.yaml").unwrap();
+        let e = match router::build(&cfg.rollout.unwrap().router) {
+            Ok(_) => panic!("{} was accepted", file.display()),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(expect), "{e}");
+        assert!(e.contains(&file.display().to_string()), "{e}");
+    }
+}
+
+/// Runs `openssl` (Debian's) in `dir`; panics with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`name`.crt/.key) made by openssl.
+fn make_ca(dir: &std::path::Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
+}
+
+/// The API server over real TLS: `openssl s_server -WWW` serves the object as a file, with a
+/// certificate for 127.0.0.1 signed by a test CA. The router trusts that CA through
+/// `ca_file` (as it trusts the service account's ca.crt in a cluster) and refuses another.
+#[tokio::test]
+async fn https_with_a_ca_file_verifies_the_api_servers_certificate() {
+    let dir = std::env::temp_dir().join(format!("fledge-kube-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let www = dir.join("www");
+    let object_dir = www.join(SPLIT.trim_start_matches('/'));
+    std::fs::create_dir_all(object_dir.parent().unwrap()).unwrap();
+    std::fs::write(&object_dir, trafficsplit(25).to_string()).unwrap();
+    make_ca(&dir, "ca");
+    make_ca(&dir, "other-ca");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "srv.crt",
+        ],
+    );
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(dir.join("srv.crt"))
+        .arg("-key")
+        .arg(dir.join("srv.key"))
+        .current_dir(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed().as_secs() < 20,
+            "openssl s_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let with_ca = |ca: &str| {
+        router_from(&kube_yaml(
+            "smi",
+            &url,
+            &format!(", ca_file: \"{}\", timeout: 5s", dir.join(ca).display()),
+        ))
+    };
+    let trusted = with_ca("ca.crt").current_weight().await;
+    let untrusted = with_ca("other-ca.crt").current_weight().await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(trusted.unwrap(), Some(25));
+    let e = untrusted.unwrap_err().to_string();
+    assert!(e.contains("did not answer"), "{e}");
+    assert!(e.contains("certificate"), "{e}");
+}

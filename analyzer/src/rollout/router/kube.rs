@@ -260,9 +260,16 @@ impl KubeRouter {
         if let Some(path) = ca {
             let pem = std::fs::read(&path)
                 .map_err(|e| fail(format!("cannot read the CA file {}: {e}", path.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| fail(format!("{}: not a PEM certificate: {e}", path.display())))?;
-            builder = builder.add_root_certificate(cert);
+            let not_pem =
+                |why: String| fail(format!("{}: not a PEM certificate{why}", path.display()));
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| not_pem(format!(": {e}")))?;
+            if certs.is_empty() {
+                return Err(not_pem(String::new()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let client = builder.build().map_err(|e| fail(e.to_string()))?;
         let version = config
@@ -332,7 +339,7 @@ impl KubeRouter {
         let resp = req
             .send()
             .await
-            .map_err(|e| self.fail(format!("the API server did not answer: {e}")))?;
+            .map_err(|e| self.fail(format!("the API server did not answer: {}", chain(&e))))?;
         let status = resp.status();
         let body = resp
             .bytes()
@@ -484,6 +491,21 @@ impl KubeRouter {
         }
         Ok(patch)
     }
+}
+
+/// An error with its causes (`error sending request: … : invalid peer certificate: UnknownIssuer`).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 struct Managed<'v> {
