@@ -25,6 +25,8 @@ mod sequential;
 mod source;
 mod validate;
 
+pub(crate) use source::scalar_map;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -230,7 +230,9 @@ fn is_false(b: &bool) -> bool {
 
 /// A map of names to scalars (strings, numbers, booleans), kept as strings: `{replica: 1}`
 /// means `"1"`.
-fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     struct MapVisitor;
     impl<'de> Visitor<'de> for MapVisitor {
         type Value = BTreeMap<String, String>;

@@ -4,15 +4,19 @@
 //! - [`machine`]: the pure decision logic ([`plan`](machine::plan) /
 //!   [`apply`](machine::apply) over a serde [`RolloutState`]).
 //! - [`router`]: the [`TrafficRouter`] seam and its implementations.
+//! - [`hooks`]: the HTTP calls to the config's hooks (what their answers mean is the
+//!   machine's business).
 //! - [`run`]: the async driver. It reads the clock, sleeps, reconciles the router, runs each
-//!   `analysis:` step as a live analysis of the window since the step began, and listens for
-//!   manual [`Command`]s on a channel.
+//!   `analysis:` step as a live analysis of the window since the step began, calls the hooks
+//!   the machine asks for, polls the `rollback` hooks beside whatever it is doing, and listens
+//!   for manual [`Command`]s on a channel.
 //!
 //! **Commit before act.** The driver awaits [`RolloutStore::save`] before every externally
 //! visible action (a router write, a step change), so a persisted state is never behind what
 //! the world saw. Starting from a persisted state first reconciles the router to the state's
 //! weight and then continues from the state's step, without repeating or skipping one.
 
+pub mod hooks;
 pub mod machine;
 pub mod router;
 pub mod spec;
@@ -23,9 +27,11 @@ use std::sync::Arc;
 use fledge_judges::Verdict;
 use tokio::sync::mpsc;
 
-pub use machine::{Action, Command, Event, Phase, RolloutState, StepAnalysis, Transition};
+pub use machine::{
+    Action, Command, Event, HookOutcome, Phase, RolloutState, StepAnalysis, Transition,
+};
 pub use router::{BoxFuture, RouterError, TrafficRouter};
-pub use spec::{Pause, RolloutConfig, RouterConfig, Step};
+pub use spec::{Hook, HookType, Pause, RolloutConfig, RouterConfig, Step};
 
 use crate::config::Config;
 use crate::engine::{AnalysisSpec, Millis};
@@ -105,6 +111,11 @@ pub fn initial_state(config: &Config, now: Millis) -> Result<RolloutState, Rollo
         r.expand(config.analysis.interval),
         r.hold_timeout.as_millis() as Millis,
         now,
+    )
+    .with_hooks(
+        &config.name,
+        r.hooks.clone(),
+        r.hook_interval.as_millis() as Millis,
     ))
 }
 
@@ -137,14 +148,11 @@ pub async fn run(
         store,
         observer,
     } = driver;
+    let hooks = hooks::HookClient::new().map_err(RolloutError::Spec)?;
     let mut seen = 0;
     let mut channel_open = true;
     loop {
-        for t in &state.log[seen..] {
-            tracing::info!(step = t.step, weight = t.weight, phase = ?t.phase, "{}", t.message);
-            observer(t);
-        }
-        seen = state.log.len();
+        publish(&state, &mut seen, observer);
         // Commit before act: the router only ever gets a weight the store has.
         store.save(&state).await?;
         if let Err(e) = router::reconcile(router, state.weight).await {
@@ -161,70 +169,147 @@ pub async fn run(
             );
             continue;
         }
-        let event = match machine::plan(&state) {
+        let mut work: BoxFuture<'_, Event> = match machine::plan(&state) {
             Action::Done(_) => return Ok(state),
-            Action::Advance => Event::Advance { now: now_ms() },
-            Action::Wait { until } => {
-                let sleep = tokio::time::sleep(millis_from_now(until));
-                tokio::select! {
-                    () = sleep => Event::Elapsed { now: now_ms() },
-                    c = commands.recv(), if channel_open => match c {
-                        Some(command) => Event::Command { now: now_ms(), command },
-                        None => { channel_open = false; continue; }
-                    },
-                }
+            Action::Advance => {
+                machine::apply(&mut state, Event::Advance { now: now_ms() });
+                continue;
             }
-            Action::Analyse { start, end } => {
-                let mut step_spec = spec.clone();
-                let len = end - start;
-                step_spec.lifetime = len;
-                step_spec.interval = len;
-                step_spec.warmup = 0;
-                step_spec.lookback = 0;
-                let analysis = live::analyze(
-                    source,
-                    Arc::new(step_spec),
-                    Mode::RealTime { start: Some(start) },
-                    settle,
-                    |_| {},
-                    std::future::pending::<()>(),
-                );
-                tokio::select! {
-                    r = analysis => {
-                        let now = now_ms();
-                        match r {
-                            Ok(run) => Event::Verdict {
-                                now,
-                                analysis: StepAnalysis {
-                                    step: state.step,
-                                    weight: state.weight,
-                                    verdict: run.report.verdict,
-                                    reason: run.report.reason.clone(),
-                                    report: Some(run.report),
-                                },
-                            },
-                            // A source that cannot be read holds (missing data never promotes).
-                            Err(e) => Event::Verdict {
-                                now,
-                                analysis: StepAnalysis {
-                                    step: state.step,
-                                    weight: state.weight,
-                                    verdict: Verdict::Hold,
-                                    reason: format!("the analysis could not run: {e}"),
-                                    report: None,
-                                },
-                            },
-                        }
+            Action::Wait { until } => Box::pin(async move {
+                tokio::time::sleep(millis_from_now(until)).await;
+                Event::Elapsed { now: now_ms() }
+            }),
+            Action::CallHook { hook } => {
+                let hook = state.hooks[hook].clone();
+                let payload = hooks::payload(&state, &hook);
+                let hooks = &hooks;
+                Box::pin(async move {
+                    let outcome = hooks.call(&hook, &payload).await;
+                    Event::Hook {
+                        now: now_ms(),
+                        hook: hook.name,
+                        outcome,
                     }
-                    c = commands.recv(), if channel_open => match c {
-                        Some(command) => Event::Command { now: now_ms(), command },
-                        None => { channel_open = false; continue; }
-                    },
+                })
+            }
+            Action::Analyse { start, end } => Box::pin(analyse(
+                source,
+                &spec,
+                settle,
+                (start, end),
+                (state.step, state.weight),
+            )),
+        };
+        // The work, unless a command or a `rollback` hook comes first.
+        let event = loop {
+            let poll = poll_rollback_hooks(&hooks, &state);
+            tokio::select! {
+                e = &mut work => break Some(e),
+                c = commands.recv(), if channel_open => match c {
+                    Some(command) => break Some(Event::Command { now: now_ms(), command }),
+                    None => channel_open = false,
+                },
+                answers = poll => {
+                    for e in answers {
+                        machine::apply(&mut state, e);
+                    }
+                    if state.phase.is_terminal() {
+                        break None;
+                    }
+                    publish(&state, &mut seen, observer);
+                    store.save(&state).await?;
                 }
             }
         };
-        machine::apply(&mut state, event);
+        if let Some(event) = event {
+            machine::apply(&mut state, event);
+        }
     }
+}
+
+/// Hands the log entries not seen yet to the observer and to `tracing`.
+fn publish(state: &RolloutState, seen: &mut usize, observer: &mut (dyn FnMut(&Transition) + Send)) {
+    for t in &state.log[*seen..] {
+        tracing::info!(step = t.step, weight = t.weight, phase = ?t.phase, "{}", t.message);
+        observer(t);
+    }
+    *seen = state.log.len();
+}
+
+/// Waits until the `rollback` hooks are due, calls them all and returns their answers; never
+/// ends when there are none to poll.
+fn poll_rollback_hooks<'a>(
+    client: &'a hooks::HookClient,
+    state: &RolloutState,
+) -> impl std::future::Future<Output = Vec<Event>> + 'a {
+    let due = machine::rollback_poll_due(state);
+    let calls: Vec<(Hook, serde_json::Value)> = state
+        .hooks
+        .iter()
+        .filter(|h| h.kind == HookType::Rollback)
+        .map(|h| (h.clone(), hooks::payload(state, h)))
+        .collect();
+    async move {
+        let Some(due) = due else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep(millis_from_now(due)).await;
+        let mut answers = Vec::new();
+        for (hook, payload) in calls {
+            let outcome = client.call(&hook, &payload).await;
+            answers.push(Event::Hook {
+                now: now_ms(),
+                hook: hook.name,
+                outcome,
+            });
+        }
+        answers
+    }
+}
+
+/// Runs one `analysis:` step over `[start, end)` as a live analysis with lifetime = interval
+/// = the step's length and no warmup.
+async fn analyse(
+    source: &dyn MetricSource,
+    spec: &AnalysisSpec,
+    settle: Millis,
+    (start, end): (Millis, Millis),
+    (step, weight): (usize, u32),
+) -> Event {
+    let mut step_spec = spec.clone();
+    let len = end - start;
+    step_spec.lifetime = len;
+    step_spec.interval = len;
+    step_spec.warmup = 0;
+    step_spec.lookback = 0;
+    let r = live::analyze(
+        source,
+        Arc::new(step_spec),
+        Mode::RealTime { start: Some(start) },
+        settle,
+        |_| {},
+        std::future::pending::<()>(),
+    )
+    .await;
+    let now = now_ms();
+    let analysis = match r {
+        Ok(run) => StepAnalysis {
+            step,
+            weight,
+            verdict: run.report.verdict,
+            reason: run.report.reason.clone(),
+            report: Some(run.report),
+        },
+        // A source that cannot be read holds (missing data never promotes).
+        Err(e) => StepAnalysis {
+            step,
+            weight,
+            verdict: Verdict::Hold,
+            reason: format!("the analysis could not run: {e}"),
+            report: None,
+        },
+    };
+    Event::Verdict { now, analysis }
 }
 
 fn millis_from_now(t: Millis) -> std::time::Duration {

@@ -1,5 +1,7 @@
 //! The `rollout:` config section and its expansion into steps.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::router::kube::KubeRouterConfig;
@@ -28,10 +30,102 @@ pub struct RolloutConfig {
     /// for a manual promote or abort before the rollout ends held (exit 3). Default 10m.
     #[serde(default = "default_hold_timeout")]
     pub hold_timeout: Duration,
+    /// Flagger-style webhooks: gates, a pre-rollout check, a rollback trigger and a
+    /// notification at the end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+    /// How often a gate that said no is asked again, and how often the `rollback` hooks are
+    /// polled. Default 5s.
+    #[serde(default = "default_hook_interval")]
+    pub hook_interval: Duration,
 }
 
 fn default_hold_timeout() -> Duration {
     Duration::from_mins(10)
+}
+
+pub(crate) fn default_hook_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// One of `rollout.hooks`: an HTTP endpoint POSTed a JSON description of the rollout at a
+/// given moment. Any 2xx answer is a yes; a timeout, a failed connection or another status is
+/// retried `retries` times and then counts as a no.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// Unique among the hooks; named in every log line and reason.
+    pub name: String,
+    /// When it is called and what its answer does.
+    #[serde(rename = "type")]
+    pub kind: HookType,
+    /// An `http://` or `https://` URL.
+    pub url: String,
+    /// Per attempt. Default 10s.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: Duration,
+    /// Further attempts after a failed one. Default 2.
+    #[serde(default = "default_hook_retries")]
+    pub retries: u32,
+    /// Sent as is in the payload's `metadata`.
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "crate::config::scalar_map"
+    )]
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_hook_retries() -> u32 {
+    2
+}
+
+/// When a hook is called (Flagger's hook types; the dashed spellings are accepted too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookType {
+    /// A gate before the first weight change: the rollout waits until it answers 2xx.
+    #[serde(alias = "confirm-rollout")]
+    ConfirmRollout,
+    /// Called once before the first traffic shift; a failure rolls back.
+    #[serde(alias = "pre-rollout")]
+    PreRollout,
+    /// A gate before the canary gets 100%: the rollout waits until it answers 2xx.
+    #[serde(alias = "confirm-promotion")]
+    ConfirmPromotion,
+    /// Called once when the rollout has ended; its answer is only recorded.
+    #[serde(alias = "post-rollout")]
+    PostRollout,
+    /// Polled while the rollout runs: a 2xx answer rolls back.
+    Rollback,
+}
+
+impl HookType {
+    /// The config spelling: `confirm_rollout`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookType::ConfirmRollout => "confirm_rollout",
+            HookType::PreRollout => "pre_rollout",
+            HookType::ConfirmPromotion => "confirm_promotion",
+            HookType::PostRollout => "post_rollout",
+            HookType::Rollback => "rollback",
+        }
+    }
+
+    /// A gate is asked again until it says yes.
+    pub fn is_gate(self) -> bool {
+        matches!(self, HookType::ConfirmRollout | HookType::ConfirmPromotion)
+    }
+}
+
+impl std::fmt::Display for HookType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One step of a rollout.
@@ -150,13 +244,7 @@ impl RolloutConfig {
             ));
         }
         for (i, step) in self.steps.iter().enumerate() {
-            let at = |k: &str| {
-                vec![
-                    PathPart::Key("steps".to_owned()),
-                    PathPart::Index(i),
-                    PathPart::Key(k.to_owned()),
-                ]
-            };
+            let at = |k: &str| item_field("steps", i, k);
             match step {
                 Step::SetWeight(w) if *w > 100 => {
                     out.push((at("set_weight"), format!("{w} is outside 0..=100")))
@@ -195,9 +283,7 @@ impl RolloutConfig {
                 ],
                 "must name a program".to_owned(),
             )),
-            RouterConfig::Webhook { url, .. }
-                if !(url.starts_with("http://") || url.starts_with("https://")) =>
-            {
+            RouterConfig::Webhook { url, .. } if !is_http_url(url) => {
                 out.push((
                     vec![PathPart::Key("router".into()), PathPart::Key("url".into())],
                     format!("{url:?} is not an http(s) URL"),
@@ -213,8 +299,42 @@ impl RolloutConfig {
             }
             _ => {}
         }
+        if self.hook_interval.is_zero() {
+            out.push((key("hook_interval"), "must be longer than 0".to_owned()));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, hook) in self.hooks.iter().enumerate() {
+            let at = |k: &str| item_field("hooks", i, k);
+            if hook.name.trim().is_empty() {
+                out.push((at("name"), "must not be empty".to_owned()));
+            } else if !names.insert(hook.name.as_str()) {
+                out.push((at("name"), format!("hook `{}` is named twice", hook.name)));
+            }
+            if !is_http_url(&hook.url) {
+                out.push((at("url"), format!("{:?} is not an http(s) URL", hook.url)));
+            }
+            if hook.timeout.is_zero() {
+                out.push((at("timeout"), "must be longer than 0".to_owned()));
+            }
+            if hook.retries > 10 {
+                out.push((at("retries"), format!("{} is more than 10", hook.retries)));
+            }
+        }
         out
     }
+}
+
+/// `list[i].field`.
+fn item_field(list: &str, i: usize, field: &str) -> Vec<PathPart> {
+    vec![
+        PathPart::Key(list.to_owned()),
+        PathPart::Index(i),
+        PathPart::Key(field.to_owned()),
+    ]
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 /// A field path component (converted to the config's `FieldPath` by the validator).
@@ -246,6 +366,8 @@ mod tests {
             max_weight: Some(80),
             step_analysis: None,
             hold_timeout: default_hold_timeout(),
+            hooks: vec![],
+            hook_interval: default_hook_interval(),
         };
         let d = Duration::from_secs(10);
         assert_eq!(
@@ -271,6 +393,8 @@ mod tests {
             max_weight: None,
             step_analysis: None,
             hold_timeout: default_hold_timeout(),
+            hooks: vec![],
+            hook_interval: default_hook_interval(),
         };
         let p = c.problems(Duration::from_secs(10));
         let msgs: Vec<&str> = p.iter().map(|(_, m)| m.as_str()).collect();

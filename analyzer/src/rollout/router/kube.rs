@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{BoxFuture, RouterError, TrafficRouter};
+use crate::source::error_chain as chain;
 
 /// The directory a pod's service account is mounted at.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -491,21 +492,6 @@ impl KubeRouter {
         }
         Ok(patch)
     }
-}
-
-/// An error with its causes (`error sending request: … : invalid peer certificate: UnknownIssuer`).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 struct Managed<'v> {
