@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::machine::{HookOutcome, RolloutState};
+use super::router::{refusal, send_error};
 use super::spec::Hook;
 use crate::source::error_chain;
 
@@ -33,9 +34,6 @@ pub fn payload(state: &RolloutState, hook: &Hook) -> Value {
 pub struct HookClient {
     client: reqwest::Client,
 }
-
-/// At most this much of a refusing answer's body goes into the outcome.
-const BODY_SHOWN: usize = 200;
 
 impl HookClient {
     pub fn new() -> Result<Self, String> {
@@ -75,18 +73,8 @@ impl HookClient {
                         detail: format!("answered {}{tries}", resp.status()),
                     };
                 }
-                Ok(resp) => {
-                    let status = resp.status();
-                    let text = resp.text().await.unwrap_or_default();
-                    let text: String = text.trim().chars().take(BODY_SHOWN).collect();
-                    if text.is_empty() {
-                        format!("answered {status}")
-                    } else {
-                        format!("answered {status}: {text}")
-                    }
-                }
-                Err(e) if e.is_timeout() => format!("no answer within {}", hook.timeout),
-                Err(e) => format!("could not be reached: {}", error_chain(&e)),
+                Ok(resp) => refusal(resp).await,
+                Err(e) => send_error(&e, hook.timeout.to_std()),
             };
             tracing::debug!(hook = %hook.name, attempt, "{last}");
         }

@@ -15,6 +15,29 @@ pub mod webhook;
 
 use super::spec::RouterConfig;
 
+/// Why an HTTP request got no answer: `no answer within 2s`, or the connection error with its
+/// causes.
+pub(crate) fn send_error(e: &reqwest::Error, timeout: std::time::Duration) -> String {
+    if e.is_timeout() {
+        let t = crate::config::Duration::from_millis(timeout.as_millis() as u64);
+        format!("no answer within {t}")
+    } else {
+        format!("could not be reached: {}", crate::source::error_chain(e))
+    }
+}
+
+/// A non-2xx answer: `answered 503 Service Unavailable: <the body's first 200 characters>`.
+pub(crate) async fn refusal(resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let text: String = text.trim().chars().take(200).collect();
+    if text.is_empty() {
+        format!("answered {status}")
+    } else {
+        format!("answered {status}: {text}")
+    }
+}
+
 /// A boxed future, so that routers can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

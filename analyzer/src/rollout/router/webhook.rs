@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use super::{BoxFuture, RouterError, TrafficRouter};
+use super::{BoxFuture, RouterError, TrafficRouter, refusal, send_error};
 
 #[derive(Debug, Clone)]
 pub struct WebhookRouter {
     url: String,
+    timeout: Duration,
     client: reqwest::Client,
 }
 
@@ -22,6 +23,7 @@ impl WebhookRouter {
             })?;
         Ok(WebhookRouter {
             url: url.to_owned(),
+            timeout,
             client,
         })
     }
@@ -50,11 +52,11 @@ impl TrafficRouter for WebhookRouter {
                 .body(body.to_string())
                 .send()
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(send_error(&e, self.timeout)))?;
             if resp.status().is_success() {
                 Ok(())
             } else {
-                Err(fail(format!("answered {}", resp.status())))
+                Err(fail(refusal(resp).await))
             }
         })
     }
