@@ -744,3 +744,68 @@ fn config_from_struct_literal_is_checked_by_validated() {
     let err = cfg.validated().unwrap_err();
     assert_eq!(err.to_string(), "groups.latency: weight -3 is negative");
 }
+
+const ROLLOUT: &str = "\
+name: shop
+groups: {g: 1}
+analysis: {interval: 10s}
+metrics: [{name: m, group: g}]
+rollout:
+  router: {type: webhook, url: \"http://127.0.0.1:1/w\"}
+  steps: [{set_weight: 50}]
+  hooks:
+    - name: gate
+      type: confirm-promotion
+      url: http://127.0.0.1:1/gate
+      metadata: {ticket: CHG-1, attempt: 2}
+    - {name: stop, type: rollback, url: \"https://example.invalid/rollback\", timeout: 3s, retries: 0}
+";
+
+#[test]
+fn rollout_hooks_load_with_defaults_and_either_spelling() {
+    use fledge_analyzer::rollout::HookType;
+    let cfg = config::from_yaml_str(ROLLOUT, "t.yaml").unwrap();
+    let r = cfg.rollout.as_ref().unwrap();
+    assert_eq!(r.hook_interval, Duration::from_secs(5));
+    let gate = &r.hooks[0];
+    assert_eq!(gate.kind, HookType::ConfirmPromotion, "the dashed spelling");
+    assert_eq!((gate.timeout, gate.retries), (Duration::from_secs(10), 2));
+    assert_eq!(gate.metadata["attempt"], "2", "numbers are kept as strings");
+    assert_eq!(
+        (r.hooks[1].kind, r.hooks[1].timeout, r.hooks[1].retries),
+        (HookType::Rollback, Duration::from_secs(3), 0)
+    );
+    // Written back in the underscore spelling, and read again the same.
+    let yaml = cfg.to_yaml().unwrap();
+    assert!(yaml.contains("confirm_promotion"), "{yaml}");
+    assert_eq!(config::from_yaml_str(&yaml, "again").unwrap(), cfg);
+}
+
+#[test]
+fn rollout_hook_mistakes_name_the_field_and_line() {
+    let yaml = ROLLOUT.replace("      metadata:", "      retires: 3\n      metadata:");
+    assert_one_error(
+        &yaml,
+        "t.yaml:12: rollout.hooks[0].retires: unknown field `retires`, expected one of",
+    );
+    let yaml = ROLLOUT.replace("type: rollback", "type: rolback");
+    assert_one_error(
+        &yaml,
+        "t.yaml:13: rollout.hooks[1].type: unknown variant `rolback`",
+    );
+    let yaml = ROLLOUT
+        .replace("name: stop", "name: gate")
+        .replace("\"https://example.invalid/rollback\"", "ftp://x")
+        .replace("retries: 0", "retries: 11")
+        .replace("timeout: 3s", "timeout: 0");
+    let e = errors(&yaml);
+    assert_eq!(
+        e,
+        [
+            "t.yaml:13: rollout.hooks[1].name: hook `gate` is named twice",
+            "t.yaml:13: rollout.hooks[1].url: \"ftp://x\" is not an http(s) URL",
+            "t.yaml:13: rollout.hooks[1].timeout: must be longer than 0",
+            "t.yaml:13: rollout.hooks[1].retries: 11 is more than 10",
+        ]
+    );
+}

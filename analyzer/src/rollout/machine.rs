@@ -871,11 +871,7 @@ mod hook_tests {
             hook("done", HookType::PostRollout),
         ]);
         // `go` says no twice, `approve` three times.
-        let calls = drive(&mut s, |name, _| match name {
-            "go" => false,
-            "approve" => false,
-            _ => true,
-        });
+        let calls = drive(&mut s, |name, _| !matches!(name, "go" | "approve"));
         // Nobody approved: the gate at the start times out, nothing else is called but the
         // post_rollout hook.
         assert_eq!(s.phase, Phase::HoldTimedOut);
