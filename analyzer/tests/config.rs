@@ -783,16 +783,20 @@ fn rollout_hooks_load_with_defaults_and_either_spelling() {
 
 #[test]
 fn rollout_hook_mistakes_name_the_field_and_line() {
-    let yaml = ROLLOUT.replace("      metadata:", "      retires: 3\n      metadata:");
-    assert_one_error(
-        &yaml,
-        "t.yaml:12: rollout.hooks[0].retires: unknown field `retires`, expected one of",
-    );
-    let yaml = ROLLOUT.replace("type: rollback", "type: rolback");
-    assert_one_error(
-        &yaml,
-        "t.yaml:13: rollout.hooks[1].type: unknown variant `rolback`",
-    );
+    for (from, to, expected) in [
+        (
+            "      metadata:",
+            "      retires: 3\n      metadata:",
+            "t.yaml:12: rollout.hooks[0].retires: unknown field `retires`, expected one of",
+        ),
+        (
+            "type: rollback",
+            "type: rolback",
+            "t.yaml:13: rollout.hooks[1].type: unknown variant `rolback`",
+        ),
+    ] {
+        assert_one_error(&ROLLOUT.replace(from, to), expected);
+    }
     let yaml = ROLLOUT
         .replace("name: stop", "name: gate")
         .replace("\"https://example.invalid/rollback\"", "ftp://x")
