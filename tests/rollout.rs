@@ -347,6 +347,7 @@ fn send_load(port: u16, stop: &AtomicBool, counts: &Counts) {
 struct Outcome {
     code: i32,
     stdout: String,
+    stderr: String,
     took: Duration,
     counts: Arc<Counts>,
 }
@@ -366,6 +367,8 @@ impl Rollout {
         let child = Command::new(FLEDGE)
             .args(["rollout", "--config", cfg.to_str().unwrap()])
             .args(["--state-dir", state.to_str().unwrap()])
+            .env("FLEDGE_LOG", "fledge_analyzer::rollout=info")
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -419,12 +422,13 @@ impl Rollout {
         let took = self.started.elapsed();
         let counts = load.stop();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!stderr.contains("panicked"), "{stderr}");
         println!("{stdout}{stderr}took {took:.1?}");
         Outcome {
             code: out.status.code().unwrap_or(-1),
             stdout,
+            stderr,
             took,
             counts,
         }
@@ -517,10 +521,24 @@ fn the_router_corrects_drift_and_a_manual_abort_rolls_back() {
     });
     let state = r.wait_state("the state at 20%", |st| st["weight"] == 20);
     assert_eq!(state["step"], 1, "committed before acting: {state:#}");
+    // Someone sends everything to the baseline behind the rollout's back, during the
+    // analysis at 20%: the next reconcile puts 20% back before going on to 60%.
+    let load = Load::start(s.frontend, 2);
+    haproxy_cmd(s.admin, "set weight be/canary 0");
+    haproxy_cmd(s.admin, "set weight be/baseline 100");
+    r.wait_state("60%", |st| st["weight"] == 60);
+    assert_eq!(weight(s.admin, "canary"), 60);
     r.gate("abort");
-    let load = Load::start(s.frontend, 1);
     let o = r.finish(load);
     assert_ended(&s, &o, 4, "aborted by a manual command", 0);
+    // Once at the start (HAProxy began at 0%), once after the drift.
+    let corrected = o
+        .stderr
+        .lines()
+        .filter(|l| l.contains("corrected the canary weight") && l.contains("from=Some(0) to=20"))
+        .count();
+    assert_eq!(corrected, 2, "{}", o.stderr);
+    no_failed_requests(&o.counts);
 }
 
 /// A hook receiver for the stack's rollouts: `/confirm` (confirm_rollout) and `/pre`
