@@ -346,26 +346,34 @@ pub fn apply(state: &mut RolloutState, event: Event) {
     let pending = pending_hook(state).map(|i| state.hooks[i].clone());
     match event {
         Event::Hook { now, hook, outcome } => hook_answered(state, now, &hook, &outcome),
-        Event::Elapsed { now } if state.gate.is_some() && pending.is_some() => {
-            let gate = state.gate.as_mut().expect("checked");
-            if now >= gate.since + state.hold_timeout {
-                let what = describe(pending.as_ref().expect("checked"));
-                state.phase = Phase::HoldTimedOut;
-                state.reason = Some(format!(
-                    "{what} did not approve within the hold timeout ({})",
-                    crate::config::Duration::from_millis(state.hold_timeout.max(0) as u64)
-                ));
-                state.note(now, format!("{what}: no approval within the hold timeout"));
-            } else if gate.ask_at.is_some_and(|t| now >= t) {
-                gate.ask_at = None;
+        // Nothing moves on while a hook must answer first.
+        Event::Advance { .. }
+        | Event::Verdict { .. }
+        | Event::Command {
+            command: Command::Resume,
+            ..
+        } if pending.is_some() => {}
+        Event::Elapsed { now } if pending.is_some() => {
+            if let (Some(hook), Some(gate)) = (&pending, state.gate.as_mut()) {
+                if now >= gate.since + state.hold_timeout {
+                    let what = describe(hook);
+                    state.phase = Phase::HoldTimedOut;
+                    state.reason = Some(format!(
+                        "{what} did not approve within the hold timeout ({})",
+                        crate::config::Duration::from_millis(state.hold_timeout.max(0) as u64)
+                    ));
+                    state.note(now, format!("{what}: no approval within the hold timeout"));
+                } else if gate.ask_at.is_some_and(|t| now >= t) {
+                    gate.ask_at = None;
+                }
             }
         }
+        // A manual promote approves a waiting gate (and does not skip a `pre_rollout` check).
         Event::Command {
             now,
             command: Command::Promote,
         } if pending.is_some() => {
-            let hook = pending.expect("checked");
-            if hook.kind.is_gate() {
+            if let Some(hook) = pending.filter(|h| h.kind.is_gate()) {
                 state.hooks_done.insert(hook.name.clone());
                 state.gate = None;
                 state.step_started = now;
@@ -375,13 +383,6 @@ pub fn apply(state: &mut RolloutState, event: Event) {
                 );
             }
         }
-        // Nothing moves on while a hook must answer first.
-        Event::Advance { .. }
-        | Event::Verdict { .. }
-        | Event::Command {
-            command: Command::Resume,
-            ..
-        } if pending.is_some() => {}
         Event::Failed { now, reason } => state.roll_back(now, reason),
         Event::Command {
             now,
