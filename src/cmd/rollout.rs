@@ -1,10 +1,12 @@
 //! `fledge rollout --config C`: runs the config's `rollout:` in real time, moving the canary's
 //! traffic weight step by step through its router and analysing at each `analysis:` step.
-//! Every transition is printed with the weight and the verdict.
+//! Every transition (a weight, a verdict, a hook call and its answer, a manual command) is
+//! printed with the weight.
 //!
 //! With `--state-dir D` the progress is kept in `D/state.json` (written before every router
 //! write or step change), and a rollout started again with the same directory resumes where it
-//! was. `fledge rollout promote|abort|resume --state-dir D` writes `D/command`, which the
+//! was (including a rollout that ended but has not called its `post_rollout` hooks yet).
+//! `fledge rollout promote|abort|resume --state-dir D` writes `D/command`, which the
 //! running rollout picks up within half a second.
 //!
 //! Exit codes: 0 promoted, 4 rolled back, 3 held past the hold timeout, 1 error, 2 usage.
@@ -17,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fledge_analyzer::engine::{Millis, format_time};
 use fledge_analyzer::rollout::{
-    self, Driver, JsonFileStore, NoStore, Phase, RolloutStore, Transition,
+    self, Action, Driver, JsonFileStore, NoStore, Phase, RolloutStore, Transition,
 };
 use fledge_analyzer::{config, source};
 
@@ -101,7 +103,9 @@ pub fn run(args: RolloutArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: rollout.router", config_path.display()))?;
         let now = source::now_ms();
         let mut resumed = false;
-        let state = match previous.filter(|s| !s.phase.is_terminal()) {
+        // An unfinished rollout resumes, and so does one that ended but has not told its
+        // post_rollout hooks yet; one that is over is replaced by a new one.
+        let state = match previous.filter(|s| !matches!(rollout::machine::plan(s), Action::Done(_))) {
             Some(s) => {
                 resumed = true;
                 println!(
