@@ -44,7 +44,7 @@ impl HookClient {
     }
 
     /// POSTs `payload` to the hook, retrying as it says; never fails, the outcome says how it
-    /// went (`answered 200 OK`, `no answer within 2s after 3 attempts`, …).
+    /// went (`answered 200 OK`, `no answer within 2s (3 attempts)`, …).
     pub async fn call(&self, hook: &Hook, payload: &Value) -> HookOutcome {
         let body = payload.to_string();
         let attempts = hook.retries.saturating_add(1);
