@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{FLEDGE, encode, free_port, wait_for};
 use serde_json::Value;
 
-const FLEDGE: &str = env!("CARGO_BIN_EXE_fledge");
+mod common;
 
 /// Everything a test started: killed (and the temp directory removed) on drop.
 struct Env {
@@ -36,13 +37,6 @@ impl Drop for Env {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -52,30 +46,7 @@ fn now_secs() -> f64 {
 
 /// A plain HTTP/1.0 exchange with 127.0.0.1: (status, body).
 fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned();
-    Ok((status, body))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::http(port, method, path, body).map(|(status, _, body)| (status, body))
 }
 
 fn prometheus_binary() -> PathBuf {
@@ -96,14 +67,8 @@ fn prometheus_binary() -> PathBuf {
 
 impl Env {
     fn new(name: &str) -> Env {
-        let dir = std::env::temp_dir().join(format!(
-            "fledge-live-{name}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
         Env {
-            dir,
+            dir: common::scratch_dir(&format!("live-{name}")),
             children: Vec::new(),
             prometheus: None,
             demos: Vec::new(),
@@ -196,15 +161,6 @@ impl Env {
         std::fs::write(&p, text).unwrap();
         p
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The demo's two metrics, judged every 3 s from Prometheus. `irate` makes each 1 s point
