@@ -595,7 +595,7 @@ fn manual_gates_a_pause_waits_for_promote_and_resume_analyses_a_held_step_again(
 }
 
 #[test]
-fn a_pause_past_its_hold_timeout_ends_held_at_its_weight() {
+fn a_pause_or_a_gate_past_the_hold_timeout_ends_held_at_its_weight() {
     let s = stack("hold-timeout", 0.0);
     let steps = "  hold_timeout: 2s
   steps:
@@ -607,5 +607,32 @@ fn a_pause_past_its_hold_timeout_ends_held_at_its_weight() {
     let said = "held past the hold timeout: canary weight 30: paused for a manual promote that did not come";
     assert_ended(&s, &o, 3, said, 30);
     assert!(o.took >= Duration::from_secs(2), "{:?}", o.took);
+    no_failed_requests(&o.counts);
+
+    // A new rollout on the same stack whose confirm_rollout gate never agrees: asked every
+    // half second, it ends held before any traffic moves (the new rollout starts at 0%).
+    let r = receiver::Receiver::start(|_, _| receiver::Reply::status(409).with_body("frozen"));
+    let steps = format!(
+        "  hold_timeout: 2s
+  hook_interval: 500ms
+  steps:
+    - set_weight: 30
+    - set_weight: 100
+  hooks:
+    - {{name: freeze, type: confirm-rollout, url: \"{}\", timeout: 1s, retries: 0}}
+",
+        r.url("/freeze")
+    );
+    let o = run_rollout(&s, &rollout_config(&s, &steps, ""));
+    let said = "held past the hold timeout: canary weight 0: confirm_rollout hook `freeze` did not approve within the hold timeout (2s)";
+    assert_ended(&s, &o, 3, said, 0);
+    let asked = r.to("/freeze").len();
+    assert!((4..=6).contains(&asked), "asked {asked} times in 2 s");
+    assert!(
+        o.stdout
+            .contains("confirm_rollout hook `freeze` did not approve: answered 409 Conflict: frozen; asking again in 500ms"),
+        "{}",
+        o.stdout
+    );
     no_failed_requests(&o.counts);
 }
