@@ -151,23 +151,38 @@ pub async fn run(
     let hooks = hooks::HookClient::new().map_err(RolloutError::Spec)?;
     let mut seen = 0;
     let mut channel_open = true;
+    // The weight this driver last saw the router hold (none yet after a start or restart).
+    let mut applied: Option<u32> = None;
     loop {
         publish(&state, &mut seen, observer);
         // Commit before act: the router only ever gets a weight the store has.
         store.save(&state).await?;
-        if let Err(e) = router::reconcile(router, state.weight).await {
-            if state.phase == Phase::RolledBack {
-                return Err(e.into());
+        match router::reconcile(router, state.weight).await {
+            Ok(router::Reconciled::InSync) => applied = Some(state.weight),
+            Ok(router::Reconciled::Corrected { from }) => {
+                // Level-triggered: the same write serves a step change and a repair. It is a
+                // repair when this driver had already brought the router to this weight.
+                if applied == Some(state.weight) {
+                    tracing::warn!(router = %router.describe(), from = ?from, to = state.weight, "drift: the router's weight changed behind the rollout; set it back");
+                } else {
+                    tracing::info!(router = %router.describe(), from = ?from, to = state.weight, "set the canary weight");
+                }
+                applied = Some(state.weight);
             }
-            let reason = format!("the router failed: {e}");
-            machine::apply(
-                &mut state,
-                Event::Failed {
-                    now: now_ms(),
-                    reason,
-                },
-            );
-            continue;
+            Err(e) => {
+                if state.phase == Phase::RolledBack {
+                    return Err(e.into());
+                }
+                let reason = format!("the router failed: {e}");
+                machine::apply(
+                    &mut state,
+                    Event::Failed {
+                        now: now_ms(),
+                        reason,
+                    },
+                );
+                continue;
+            }
         }
         let mut work: BoxFuture<'_, Event> = match machine::plan(&state) {
             Action::Done(_) => return Ok(state),

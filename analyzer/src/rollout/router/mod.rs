@@ -91,9 +91,7 @@ pub async fn reconcile(router: &dyn TrafficRouter, canary: u32) -> Result<Reconc
             got,
         });
     }
-    if before.is_some() {
-        tracing::info!(router = %router.describe(), from = ?before, to = canary, "corrected the canary weight");
-    }
+    tracing::debug!(router = %router.describe(), from = ?before, to = canary, "set the canary weight");
     Ok(Reconciled::Corrected { from: before })
 }
 
