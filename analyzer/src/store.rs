@@ -300,9 +300,8 @@ impl Store {
                 )?;
                 counts.push(usize::try_from(n).unwrap_or(0));
             }
-            let mut seq = next_seq(&tx, id)?;
             let mut appended = Vec::new();
-            for (kind, payload_json) in new_events(&counts) {
+            for (seq, (kind, payload_json)) in (next_seq(&tx, id)?..).zip(new_events(&counts)) {
                 tx.execute(
                     "INSERT INTO events (run_id, seq, at, kind, payload_json) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![id, seq, now, kind, payload_json],
@@ -313,7 +312,6 @@ impl Store {
                     kind,
                     payload_json,
                 });
-                seq += 1;
             }
             tx.commit()?;
             Ok(Some(appended))

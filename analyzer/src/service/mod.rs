@@ -429,13 +429,20 @@ async fn create_rollout(
     body: Result<Json<CreateRollout>, JsonRejection>,
 ) -> Result<Response, AppError> {
     let Json(body) = body?;
+    let no_rollout = || {
+        AppError::BadRequest(
+            "config.rollout: the config has no `rollout:` section (the router and the steps)"
+                .into(),
+        )
+    };
+    // Before validating: without `rollout:` other fields (a lifetime) would be named first.
+    if body.config.get("rollout").is_none_or(Value::is_null) {
+        return Err(no_rollout());
+    }
     let config = crate::config::from_json_value(body.config)
         .map_err(|e| AppError::Invalid(e.problems().to_vec()))?;
     let Some(rollout) = &config.rollout else {
-        return Err(AppError::BadRequest(
-            "config.rollout: the config has no `rollout:` section (the router and the steps)"
-                .into(),
-        ));
+        return Err(no_rollout());
     };
     if config.source.is_none() {
         return Err(AppError::BadRequest(

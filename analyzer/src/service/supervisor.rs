@@ -42,8 +42,11 @@ struct Inner {
     metrics: Arc<Metrics>,
     notifier: Notifier,
     /// Each run being driven: its cancel signal, and what wakes it for a new command.
-    active: Mutex<HashMap<String, (watch::Sender<bool>, Arc<Notify>)>>,
+    active: Mutex<HashMap<String, Active>>,
 }
+
+/// A run being driven: its cancel signal, and what wakes it for a new command.
+type Active = (watch::Sender<bool>, Arc<Notify>);
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -203,10 +206,7 @@ impl Supervisor {
         Ok(moved)
     }
 
-    #[allow(clippy::type_complexity)]
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, (watch::Sender<bool>, Arc<Notify>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
