@@ -57,9 +57,13 @@ impl Api {
         self.get(&format!("/v1/rollouts/{id}"))
     }
 
-    fn create(&mut self, config: &Value) -> String {
+    fn post_config(&mut self, config: &Value) -> (u16, Value) {
         let body = json!({ "config": config }).to_string();
-        let (code, v) = self.call("POST", "/v1/rollouts", Some(TOKEN), Some(&body));
+        self.call("POST", "/v1/rollouts", Some(TOKEN), Some(&body))
+    }
+
+    fn create(&mut self, config: &Value) -> String {
+        let (code, v) = self.post_config(config);
         assert_eq!(code, 201, "{v}");
         v["id"].as_str().unwrap().to_owned()
     }
@@ -173,22 +177,12 @@ fn a_rollout_through_the_api_pauses_is_promoted_notifies_and_is_counted() {
     );
     let mut plain = cfg.clone();
     plain.as_object_mut().unwrap().remove("rollout");
-    let (code, v) = a.call(
-        "POST",
-        "/v1/rollouts",
-        Some(TOKEN),
-        Some(&json!({ "config": plain }).to_string()),
-    );
+    let (code, v) = a.post_config(&plain);
     assert_eq!(code, 400, "{v}");
     assert!(v["error"].as_str().unwrap().contains("rollout"), "{v}");
     let mut bad = cfg.clone();
     bad["rollout"]["steps"][0]["set_weight"] = json!(120);
-    let (code, v) = a.call(
-        "POST",
-        "/v1/rollouts",
-        Some(TOKEN),
-        Some(&json!({ "config": bad }).to_string()),
-    );
+    let (code, v) = a.post_config(&bad);
     assert_eq!(code, 422, "{v}");
     assert!(v.to_string().contains("rollout.steps[0].set_weight"), "{v}");
     assert_eq!(a.get("/v1/rollouts")["rollouts"], json!([]));
@@ -492,6 +486,8 @@ fn kill_9_mid_rollout_then_restart_resumes_reconciles_and_repeats_no_step() {
             .timestamp_millis()
     };
     assert_eq!(ms(to) - ms(from), 6000, "{int:#}");
+    // …from when the step began (right after the weight went to 60), not from the restart.
+    assert_eq!(Some(ms(from)), v["log"][3]["at"].as_i64(), "{v:#}");
 
     let mut seen = a.seen;
     seen.extend(b.seen);

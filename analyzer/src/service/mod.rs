@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -131,54 +132,75 @@ fn problems_json(p: &[crate::config::Problem]) -> Value {
     )
 }
 
+/// The HTTP methods the API uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        }
+    }
+}
+
 /// One route of the API.
 pub struct Route {
-    pub method: &'static str,
+    pub verb: Verb,
     pub path: &'static str,
-    /// Needs the bearer token.
+    /// Needs the bearer token (every method but GET).
     pub mutating: bool,
     pub handler: MethodRouter<AppState>,
 }
 
-fn route(method: &'static str, path: &'static str, handler: MethodRouter<AppState>) -> Route {
+fn route<H: Handler<T, AppState>, T: 'static>(verb: Verb, path: &'static str, h: H) -> Route {
+    let handler = match verb {
+        Verb::Get => get(h),
+        Verb::Post => post(h),
+    };
     Route {
-        method,
+        verb,
         path,
-        mutating: method != "GET",
+        mutating: verb != Verb::Get,
         handler,
     }
 }
 
 fn cancel_route(path: &'static str, kind: &'static str) -> Route {
     let h = move |s: State<AppState>, p: Path<String>| cancel_run(s, p, kind);
-    route("POST", path, post(h))
+    route(Verb::Post, path, h)
 }
 
 fn gate_route(path: &'static str, command: Command) -> Route {
     let h = move |s: State<AppState>, p: Path<String>| gate(s, p, command);
-    route("POST", path, post(h))
+    route(Verb::Post, path, h)
 }
 
 /// Every route the API serves: the router is built from this list, and a test checks it
 /// against `openapi.yaml`.
 pub fn routes() -> Vec<Route> {
+    use Verb::{Get, Post};
     vec![
-        route("GET", "/v1/analyses", get(list_analyses)),
-        route("POST", "/v1/analyses", post(create_analysis)),
-        route("GET", "/v1/analyses/{id}", get(get_analysis)),
+        route(Get, "/v1/analyses", list_analyses),
+        route(Post, "/v1/analyses", create_analysis),
+        route(Get, "/v1/analyses/{id}", get_analysis),
         cancel_route("/v1/analyses/{id}/cancel", ANALYSIS),
-        route("POST", "/v1/configs/validate", post(validate)),
-        route("GET", "/v1/rollouts", get(list_rollouts)),
-        route("POST", "/v1/rollouts", post(create_rollout)),
-        route("GET", "/v1/rollouts/{id}", get(get_rollout)),
+        route(Post, "/v1/configs/validate", validate),
+        route(Get, "/v1/rollouts", list_rollouts),
+        route(Post, "/v1/rollouts", create_rollout),
+        route(Get, "/v1/rollouts/{id}", get_rollout),
         cancel_route("/v1/rollouts/{id}/cancel", ROLLOUT),
         gate_route("/v1/rollouts/{id}/promote", Command::Promote),
         gate_route("/v1/rollouts/{id}/abort", Command::Abort),
         gate_route("/v1/rollouts/{id}/resume", Command::Resume),
-        route("GET", "/v1/openapi.yaml", get(openapi)),
-        route("GET", "/healthz", get(|| async { "ok" })),
-        route("GET", "/readyz", get(readyz)),
-        route("GET", "/metrics", get(render_metrics)),
+        route(Get, "/v1/openapi.yaml", openapi),
+        route(Get, "/healthz", || async { "ok" }),
+        route(Get, "/readyz", readyz),
+        route(Get, "/metrics", render_metrics),
     ]
 }
 
@@ -508,5 +530,49 @@ async fn validate(body: Result<Json<Value>, JsonRejection>) -> Result<Json<Value
     match crate::config::from_json_value(config) {
         Ok(c) => Ok(Json(json!({ "valid": true, "name": c.name }))),
         Err(e) => Err(AppError::Invalid(e.problems().to_vec())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn every_served_route_is_in_openapi_yaml_and_every_documented_one_is_served() {
+        let doc: Value = serde_saphyr::from_str(OPENAPI).expect("openapi.yaml parses");
+        let paths = doc["paths"].as_object().expect("paths");
+        let documented: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .into_iter()
+                    .flat_map(|o| o.keys())
+                    .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                    .map(move |m| (m.to_uppercase(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = routes()
+            .iter()
+            .map(|r| (r.verb.as_str().to_owned(), r.path.to_owned()))
+            .collect();
+        assert_eq!(served, documented);
+        for r in routes() {
+            let op = &doc["paths"][r.path][r.verb.as_str().to_lowercase()];
+            assert_eq!(
+                op.get("security").is_some(),
+                r.mutating,
+                "{} {}: security",
+                r.verb.as_str(),
+                r.path
+            );
+            if r.mutating {
+                assert!(op["responses"].get("401").is_some(), "{}: 401", r.path);
+            }
+            if r.path.contains("{id}") {
+                assert!(op["responses"].get("404").is_some(), "{}: 404", r.path);
+            }
+        }
     }
 }
