@@ -595,6 +595,138 @@ mod tests {
         );
     }
 
+    /// A rollout at a manual pause whose router is `true` (exec), in a store under `dir`.
+    fn paused_rollout(dir: &std::path::Path) -> (Store, String, Config) {
+        let rec = dir.join("rec.csv");
+        std::fs::write(
+            &rec,
+            "timestamp,metric,cohort,value\n0,latency,baseline,1\n",
+        )
+        .unwrap();
+        let cfg = config::from_json_value(json!({
+            "name": "gates",
+            "analysis": {"interval": "1s"},
+            "metrics": [{"name": "latency", "group": "latency", "direction": "increase"}],
+            "source": {"type": "recording", "path": rec, "step": "1s"},
+            "rollout": {
+                "router": {"type": "exec", "command": ["true"]},
+                "steps": [{"set_weight": 50}, {"pause": {}}, {"set_weight": 70}, {"pause": {}}],
+            },
+        }))
+        .unwrap();
+        let mut state = rollout::initial_state(&cfg, now_ms()).unwrap();
+        machine::apply(&mut state, machine::Event::Advance { now: now_ms() });
+        assert!(held(&state));
+        let store = Store::open(dir).unwrap();
+        let run = Run {
+            id: "g".into(),
+            kind: ROLLOUT.into(),
+            status: RunStatus::Running,
+            config_json: cfg.to_json().unwrap().to_string(),
+            request_json: "{}".into(),
+            state_json: Some(serde_json::to_string(&state).unwrap()),
+            result_json: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        store.insert_run(&run).unwrap();
+        (store, run.id, cfg)
+    }
+
+    fn state_of(store: &Store, id: &str) -> RolloutState {
+        serde_json::from_str(&store.run(id).unwrap().unwrap().state_json.unwrap()).unwrap()
+    }
+
+    /// Polls until the committed state of `id` satisfies `ok`.
+    async fn until(store: &Store, id: &str, ok: impl Fn(&RolloutState) -> bool) -> RolloutState {
+        for _ in 0..200 {
+            let s = state_of(store, id);
+            if ok(&s) {
+                return s;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("{:#?}", state_of(store, id));
+    }
+
+    #[test]
+    fn a_committed_command_survives_a_crash_and_is_applied_once() {
+        let dir = std::env::temp_dir().join(format!("fledge-gates-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (store, id, _) = paused_rollout(&dir);
+        let runtime = || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let supervisor =
+            |store: &Store| Supervisor::new(store.clone(), Arc::default(), Notifier::default());
+        // The promote is committed while no driver runs (the process died right after
+        // answering 202): the next start applies it.
+        let rt = runtime();
+        rt.block_on(async {
+            let sup = supervisor(&store);
+            assert_eq!(sup.gate(&id, Command::Promote).await.unwrap(), Ok(0));
+            assert_eq!(sup.resume_all().await.unwrap(), 1);
+            let s = until(&store, &id, |s| s.step == 3).await;
+            assert_eq!(s.weight, 70);
+        });
+        drop(rt); // every task of that "process" is gone
+        // Restarted again: the applied command is not applied a second time.
+        let rt = runtime();
+        rt.block_on(async {
+            let sup = supervisor(&store);
+            assert_eq!(sup.resume_all().await.unwrap(), 1);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let s = state_of(&store, &id);
+            assert_eq!((s.step, s.weight, held(&s)), (3, 70, true), "{s:#?}");
+            let promoted: Vec<&str> = s
+                .log
+                .iter()
+                .map(|t| t.message.as_str())
+                .filter(|m| m.contains("manual"))
+                .collect();
+            assert_eq!(promoted, ["promoted by a manual command"]);
+            // A second promote goes on to the end.
+            assert!(sup.gate(&id, Command::Promote).await.unwrap().is_ok());
+            let s = until(&store, &id, |s| s.phase == Phase::Promoted).await;
+            assert_eq!(s.weight, 100);
+            for _ in 0..100 {
+                if store.run(&id).unwrap().unwrap().status == RunStatus::Completed {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert_eq!(
+                store.run(&id).unwrap().unwrap().status,
+                RunStatus::Completed
+            );
+            let refused = sup.gate(&id, Command::Abort).await.unwrap();
+            assert!(matches!(refused, Err(GateRefusal::Conflict(m)) if m.contains("ended")));
+        });
+        // One event per transition, in order.
+        let transitions: Vec<Value> = store
+            .events(&id)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == TRANSITION)
+            .map(|e| serde_json::from_str(&e.payload_json).unwrap())
+            .collect();
+        let idx: Vec<u64> = transitions
+            .iter()
+            .map(|t| t["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            idx,
+            (0..state_of(&store, &id).log.len() as u64).collect::<Vec<_>>()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_state_brings_only_the_events_not_stored_yet() {
         let mut s = RolloutState::new(vec![Step::SetWeight(10)], 1000, 0);
