@@ -185,6 +185,15 @@ fn a_rollout_through_the_api_pauses_is_promoted_notifies_and_is_counted() {
     let (code, v) = a.post_config(&bad);
     assert_eq!(code, 422, "{v}");
     assert!(v.to_string().contains("rollout.steps[0].set_weight"), "{v}");
+    // An exec router would run a command on the server: refused unless allowed.
+    let mut exec = cfg.clone();
+    exec["rollout"]["router"] = json!({"type": "exec", "command": ["true"]});
+    let (code, v) = a.post_config(&exec);
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--allow-exec-router"),
+        "{v}"
+    );
     assert_eq!(a.get("/v1/rollouts")["rollouts"], json!([]));
 
     let id = a.create(&cfg);

@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     token: Arc<str>,
     ready: Arc<AtomicBool>,
+    /// Whether a rollout may use an `exec` router (it runs a command on this host).
+    allow_exec_router: bool,
 }
 
 impl AppState {
@@ -57,7 +59,15 @@ impl AppState {
             metrics,
             token: token.into(),
             ready: Arc::new(AtomicBool::new(false)),
+            allow_exec_router: false,
         }
+    }
+
+    /// Lets rollouts use `type: exec` routers (off by default: they run commands on this
+    /// host as fledge's user).
+    pub fn allow_exec_router(mut self, yes: bool) -> AppState {
+        self.allow_exec_router = yes;
+        self
     }
 
     /// Marks the service ready (`/readyz` answers 200), after resuming runs.
@@ -469,6 +479,15 @@ async fn create_rollout(
     if config.source.is_none() {
         return Err(AppError::BadRequest(
             "config.source: a rollout's analyses need a `source:`".into(),
+        ));
+    }
+    if matches!(rollout.router, crate::rollout::RouterConfig::Exec { .. })
+        && !state.allow_exec_router
+    {
+        return Err(AppError::BadRequest(
+            "config.rollout.router: an exec router runs a command on the server; start fledge \
+             serve with --allow-exec-router to accept one"
+                .into(),
         ));
     }
     crate::rollout::router::build(&rollout.router)
