@@ -1,6 +1,6 @@
 //! The service's durable state: an embedded SQLite database (rusqlite, bundled) in WAL mode.
 //!
-//! Two tables hold every kind of run (analyses today; rollouts plug in as another `kind`):
+//! Two tables hold every kind of run (`analysis` and `rollout`):
 //!
 //! ```sql
 //! runs(id TEXT PRIMARY KEY, kind TEXT, status TEXT, config_json TEXT, request_json TEXT,
@@ -11,8 +11,9 @@
 //!
 //! An analysis stores each judged interval as the event whose `seq` is the interval index;
 //! the primary key makes a second commit of the same interval an error, so no interval is
-//! recorded twice. A rollout saves its serialised state in `state_json` and its transitions
-//! as events.
+//! recorded twice. A rollout saves its serialised state in `state_json` and its transitions,
+//! step verdicts and manual commands as events; [`Store::commit_state`] writes a state and
+//! its new events in one transaction.
 //!
 //! **Architecture invariant:** every state change is committed here before the service acts
 //! on it or reports it. One connection behind a mutex is the single writer; async callers go
@@ -70,7 +71,7 @@ impl RunStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: String,
-    /// `analysis` (and later `rollout`).
+    /// `analysis` or `rollout`.
     pub kind: String,
     pub status: RunStatus,
     pub config_json: String,
