@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{FLEDGE, encode, free_port, wait_for};
 use serde_json::Value;
 
-const FLEDGE: &str = env!("CARGO_BIN_EXE_fledge");
+mod common;
 
 /// Everything a test started: killed (and the temp directory removed) on drop.
 struct Env {
@@ -34,13 +35,6 @@ impl Drop for Env {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn now_secs() -> f64 {
@@ -68,14 +62,6 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16
         .unwrap_or(0);
     let body = out.split_once("\r\n\r\n").map_or("", |b| b.1).to_owned();
     Ok((status, body))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn prometheus_binary() -> PathBuf {
@@ -196,15 +182,6 @@ impl Env {
         std::fs::write(&p, text).unwrap();
         p
     }
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The demo's two metrics, judged every 3 s from Prometheus. `irate` makes each 1 s point
