@@ -385,7 +385,8 @@ fn kill_9_mid_rollout_then_restart_resumes_reconciles_and_repeats_no_step() {
     let s = stack("serve-kill", 0.0);
     let data = data_dir(&s);
     let logs = s.env.dir.join("serve.log");
-    let env = [("PROM_TOKEN", PROM_SECRET)];
+    // Debug logs here: not even they may show a secret.
+    let env = [("PROM_TOKEN", PROM_SECRET), ("FLEDGE_LOG", "debug")];
     let start = || common::serve(&data, &[], &env, Some(&logs));
     let steps = "    - set_weight: 20\n    - analysis: 8s\n    - set_weight: 60\n    - analysis: 6s\n    - set_weight: 100\n";
     let srv = start();
@@ -503,4 +504,6 @@ fn kill_9_mid_rollout_then_restart_resumes_reconciles_and_repeats_no_step() {
     seen.extend(c.seen);
     drop(srv);
     assert_no_secret(&seen, &logs);
+    let log = std::fs::read_to_string(&logs).unwrap();
+    assert!(log.contains("DEBUG"), "debug logs were on: {log}");
 }
