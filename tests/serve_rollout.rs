@@ -273,6 +273,8 @@ fn a_rollout_through_the_api_pauses_is_promoted_notifies_and_is_counted() {
         ]
     );
     assert!(m[2].starts_with("analysis passed"), "{m:#?}");
+    assert_eq!(v["commands"][0]["command"], "promote", "{v:#}");
+    assert_eq!(v["commands"][0]["outcome"], "delivered", "{v:#}");
 
     // Gates on a finished rollout and on unknown ids.
     for gate in ["promote", "abort", "resume", "cancel"] {

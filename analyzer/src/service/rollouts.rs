@@ -39,6 +39,8 @@ pub const ROLLOUT: &str = "rollout";
 pub const TRANSITION: &str = "transition";
 pub const STEP_VERDICT: &str = "verdict";
 pub const COMMAND: &str = "command";
+/// A command that a transition overtook before it reached the driver: `{"seq": N}`.
+pub const SUPERSEDED: &str = "command_superseded";
 
 /// A manual command as committed: it applies to the state whose log has `at_log` entries.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -240,6 +242,16 @@ async fn forward_commands(
             let (len, done) = *saved.borrow();
             if done || len != p.at_log {
                 tracing::info!(%id, command = command_word(p.command), "command superseded by a transition");
+                let (key, seq) = (id.clone(), ev.seq);
+                let noted = blocking(&store, move |s| {
+                    s.append_checked(&key, SUPERSEDED, now_ms(), |_| {
+                        Ok::<_, ()>(json!({ "seq": seq }).to_string())
+                    })
+                })
+                .await;
+                if let Err(e) = noted {
+                    tracing::warn!(%id, error = %e, "cannot note a superseded command");
+                }
                 continue;
             }
             tracing::info!(%id, command = command_word(p.command), "manual command");
@@ -337,7 +349,29 @@ pub fn full_view(run: &Run, events: &[Event]) -> Value {
             .collect()
     };
     v["log"] = Value::Array(payloads(TRANSITION));
-    v["commands"] = Value::Array(payloads(COMMAND));
+    let superseded: Vec<i64> = payloads(SUPERSEDED)
+        .iter()
+        .filter_map(|p| p["seq"].as_i64())
+        .collect();
+    let log_len = state.as_ref().map_or(0, |s| s.log.len());
+    let commands = events.iter().filter(|e| e.kind == COMMAND).filter_map(|e| {
+        let p: PendingCommand = serde_json::from_str(&e.payload_json).ok()?;
+        let outcome = if superseded.contains(&e.seq) {
+            "superseded"
+        } else if p.at_log == log_len && !run.status.is_final() {
+            "pending"
+        } else {
+            "delivered"
+        };
+        Some(json!({
+            "seq": e.seq,
+            "at": crate::engine::format_time(e.at),
+            "command": command_word(p.command),
+            "at_log": p.at_log,
+            "outcome": outcome,
+        }))
+    });
+    v["commands"] = Value::Array(commands.collect());
     v
 }
 
@@ -708,6 +742,58 @@ mod tests {
             let refused = sup.gate(&id, Command::Abort).await.unwrap();
             assert!(matches!(refused, Err(GateRefusal::Conflict(m)) if m.contains("ended")));
         });
+        // A command committed for a state the log has moved past is never applied, and the
+        // view says so.
+        let stale = serde_json::to_string(&PendingCommand {
+            command: Command::Abort,
+            at_log: 1,
+        })
+        .unwrap();
+        let dir2 = dir.join("stale");
+        std::fs::create_dir_all(&dir2).unwrap();
+        let (store2, id2, _) = paused_rollout(&dir2);
+        store2
+            .append_checked(&id2, COMMAND, 1, |_| Ok::<_, ()>(stale))
+            .unwrap()
+            .unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let sup = supervisor(&store2);
+            sup.resume_all().await.unwrap();
+            for _ in 0..100 {
+                let ev = store2.events(&id2).unwrap();
+                if ev.iter().any(|e| e.kind == SUPERSEDED) {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            assert!(sup.gate(&id2, Command::Promote).await.unwrap().is_ok());
+            until(&store2, &id2, |s| s.step == 3).await;
+        });
+        drop(rt);
+        let run2 = store2.run(&id2).unwrap().unwrap();
+        let view = full_view(&run2, &store2.events(&id2).unwrap());
+        let outcomes: Vec<(&str, &str)> = view["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["command"].as_str().unwrap(),
+                    c["outcome"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [("abort", "superseded"), ("promote", "delivered")]
+        );
+        assert_eq!(
+            state_of(&store2, &id2).phase,
+            Phase::Progressing,
+            "never aborted"
+        );
+
         // One event per transition, in order.
         let transitions: Vec<Value> = store
             .events(&id)
