@@ -12,8 +12,10 @@
 //! the length of the transition log it applies to. Every change of a rollout's state adds a
 //! transition, so that length is a version: the command is handed to the driver only while
 //! the committed log still has that length, and after a restart a command whose log has not
-//! moved is handed over again. A command is so applied once, and never to a later step than
-//! the one it was accepted for (a transition that wins the race supersedes it).
+//! moved is handed over again, so a command is applied once. One that a transition overtook
+//! before it was handed over is not applied (noted `command_superseded`); a transition in
+//! the instant between the hand-over and the driver's receipt can still let it apply to the
+//! next state (closing that needs the driver to check the command against its state).
 
 use std::sync::Arc;
 
