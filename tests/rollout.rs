@@ -36,32 +36,7 @@ const STEPS: &str = "  hold_timeout: 5s
 /// A rollout config for the stack; `rollout` is the `rollout:` section below its router
 /// (indented by two spaces), `metrics` more metrics (indented list items).
 fn rollout_config(s: &Stack, rollout: &str, metrics: &str) -> String {
-    let (prom, admin) = (s.prometheus, s.admin);
-    format!(
-        r#"name: rollout-demo
-groups: {{latency: 50, errors: 50}}
-analysis: {{interval: 5s, min_samples: 3, independence: assume}}
-source: {{type: prometheus, url: "http://127.0.0.1:{prom}", step: 1s, settle: 1500ms, timeout: 2s, retries: 1}}
-cohorts:
-  baseline: {{version: v1}}
-  canary: {{version: v2}}
-rollout:
-  router: {{type: haproxy, admin: "tcp://127.0.0.1:{admin}", backend: be, baseline: baseline, canary: canary}}
-{rollout}metrics:
-  - name: latency_p99
-    group: latency
-    direction: increase
-    allowed_increase: 1.5
-    query: 'histogram_quantile(0.99, sum by (le) (irate(http_request_duration_seconds_bucket{{version="${{version}}"}}[3s])))'
-  - name: error_rate
-    group: errors
-    direction: increase
-    allowed_increase: 3
-    critical: true
-    nan_strategy: replace
-    query: 'sum(irate(http_requests_total{{version="${{version}}",code="500"}}[3s])) / sum(irate(http_requests_total{{version="${{version}}"}}[3s]))'
-{metrics}"#
-    )
+    common::rollout_yaml(s.prometheus, s.admin, None, rollout, metrics)
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +46,8 @@ struct Counts {
     app_errors: AtomicU64,
     proxy_failures: AtomicU64,
     to_canary: AtomicU64,
+    /// What the first proxy failures were, with when (since the load began), for the message.
+    failures: std::sync::Mutex<Vec<String>>,
 }
 
 /// Requests sent through HAProxy at a fixed rate (`threads` × 20/s) until stopped or 120 s.
@@ -133,8 +110,18 @@ fn send_load(port: u16, stop: &AtomicBool, counts: &Counts) {
                     counts.app_errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            _ => {
+            other => {
                 counts.proxy_failures.fetch_add(1, Ordering::Relaxed);
+                let mut seen = counts.failures.lock().unwrap();
+                if seen.len() < 5 {
+                    let what = match other {
+                        Ok((status, head, _)) => {
+                            format!("{status} without the demo's header: {head:?}")
+                        }
+                        Err(e) => e.to_string(),
+                    };
+                    seen.push(format!("at {:?}: {what}", started.elapsed()));
+                }
             }
         }
         next += Duration::from_millis(50);
@@ -327,7 +314,10 @@ fn the_router_corrects_drift_and_a_manual_abort_rolls_back() {
     haproxy_cmd(s.admin, "set weight be/canary 0");
     haproxy_cmd(s.admin, "set weight be/baseline 100");
     r.wait_state("60%", |st| st["weight"] == 60);
-    assert_eq!(weight(s.admin, "canary"), 60);
+    // The state is committed before HAProxy is set: wait for the write itself.
+    wait_for("HAProxy at 60%", Duration::from_secs(5), || {
+        weight(s.admin, "canary") == 60
+    });
     r.gate("abort");
     let o = r.finish(load);
     assert_ended(&s, &o, 4, "aborted by a manual command", 0);
@@ -505,7 +495,10 @@ fn a_rollback_hook_that_answers_2xx_rolls_back_to_the_baseline() {
     let load = Load::start(s.frontend, 4);
     let mut rollout = Rollout::start(&s, &rollout_config(&s, &hooks_section(&r, steps), ""));
     rollout.wait_state("60%", |st| st["weight"] == 60);
-    assert_eq!(weight(s.admin, "canary"), 60);
+    // The state is committed before HAProxy is set: wait for the write itself.
+    wait_for("HAProxy at 60%", Duration::from_secs(5), || {
+        weight(s.admin, "canary") == 60
+    });
     trigger.store(true, Ordering::Relaxed);
     let pulled = Instant::now();
     let mut took = Duration::ZERO;

@@ -1,6 +1,6 @@
 //! The service's durable state: an embedded SQLite database (rusqlite, bundled) in WAL mode.
 //!
-//! Two tables hold every kind of run (analyses today; rollouts plug in as another `kind`):
+//! Two tables hold every kind of run (`analysis` and `rollout`):
 //!
 //! ```sql
 //! runs(id TEXT PRIMARY KEY, kind TEXT, status TEXT, config_json TEXT, request_json TEXT,
@@ -11,8 +11,9 @@
 //!
 //! An analysis stores each judged interval as the event whose `seq` is the interval index;
 //! the primary key makes a second commit of the same interval an error, so no interval is
-//! recorded twice. A rollout saves its serialised state in `state_json` and its transitions
-//! as events.
+//! recorded twice. A rollout saves its serialised state in `state_json` and its transitions,
+//! step verdicts and manual commands as events; [`Store::commit_state`] writes a state and
+//! its new events in one transaction.
 //!
 //! **Architecture invariant:** every state change is committed here before the service acts
 //! on it or reports it. One connection behind a mutex is the single writer; async callers go
@@ -70,7 +71,7 @@ impl RunStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Run {
     pub id: String,
-    /// `analysis` (and later `rollout`).
+    /// `analysis` or `rollout`.
     pub kind: String,
     pub status: RunStatus,
     pub config_json: String,
@@ -268,6 +269,105 @@ impl Store {
         })
     }
 
+    /// Saves a run's state and the events it brings, in one transaction, unless the run has
+    /// ended (then nothing is written and `Ok(None)` is returned, so a cancelled run can never
+    /// commit, and so never act, again). `new_events` is given how many events of each of
+    /// `kinds` the run already has and returns the events to append; they get the next
+    /// `seq`s. Returns the events appended.
+    pub fn commit_state(
+        &self,
+        id: &str,
+        state_json: &str,
+        now: i64,
+        kinds: &[&str],
+        new_events: impl FnOnce(&[usize]) -> Vec<(String, String)>,
+    ) -> Result<Option<Vec<Event>>, StoreError> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            let live = tx.execute(
+                "UPDATE runs SET state_json = ?2, updated_at = ?3
+                 WHERE id = ?1 AND status IN ('pending', 'running')",
+                params![id, state_json, now],
+            )?;
+            if live == 0 {
+                return Ok(None);
+            }
+            let mut counts = Vec::with_capacity(kinds.len());
+            for kind in kinds {
+                let n: i64 = tx.query_row(
+                    "SELECT COUNT(*) FROM events WHERE run_id = ?1 AND kind = ?2",
+                    params![id, kind],
+                    |r| r.get(0),
+                )?;
+                counts.push(usize::try_from(n).unwrap_or(0));
+            }
+            let mut appended = Vec::new();
+            for (seq, (kind, payload_json)) in (next_seq(&tx, id)?..).zip(new_events(&counts)) {
+                tx.execute(
+                    "INSERT INTO events (run_id, seq, at, kind, payload_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, seq, now, kind, payload_json],
+                )?;
+                appended.push(Event {
+                    seq,
+                    at: now,
+                    kind,
+                    payload_json,
+                });
+            }
+            tx.commit()?;
+            Ok(Some(appended))
+        })
+    }
+
+    /// Appends an event of `kind` with the next `seq`, if `check` accepts the run as it is
+    /// in the same transaction: `check` returns the payload, or a refusal that is handed back
+    /// (`Ok(Err(_))`) with nothing written. `Ok(Ok(None))` when the run is unknown.
+    pub fn append_checked<E>(
+        &self,
+        id: &str,
+        kind: &str,
+        now: i64,
+        check: impl FnOnce(&Run) -> Result<String, E>,
+    ) -> Result<Result<Option<i64>, E>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.unchecked_transaction()?;
+        let raw = tx
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+            .query_row(params![id], raw_run)
+            .optional()?;
+        let Some(run) = raw.map(finish_run).transpose()? else {
+            return Ok(Ok(None));
+        };
+        let payload = match check(&run) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let seq = next_seq(&tx, id)?;
+        tx.execute(
+            "INSERT INTO events (run_id, seq, at, kind, payload_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, seq, now, kind, payload],
+        )?;
+        tx.commit()?;
+        Ok(Ok(Some(seq)))
+    }
+
+    /// How many runs of `kind` have each status.
+    pub fn count_by_status(&self, kind: &str) -> Result<Vec<(RunStatus, u64)>, StoreError> {
+        let raw = self.with(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT status, COUNT(*) FROM runs WHERE kind = ?1 GROUP BY status",
+            )?;
+            stmt.query_map(params![kind], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        Ok(raw
+            .into_iter()
+            .filter_map(|(s, n)| Some((RunStatus::parse(&s)?, u64::try_from(n).unwrap_or(0))))
+            .collect())
+    }
+
     /// A run's events, by `seq`.
     pub fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
         self.with(|c| {
@@ -315,6 +415,14 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn next_seq(c: &Connection, id: &str) -> rusqlite::Result<i64> {
+    c.query_row(
+        "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE run_id = ?1",
+        params![id],
+        |r| r.get(0),
+    )
 }
 
 type RawRun = (Run, String);
@@ -414,6 +522,61 @@ mod tests {
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].updated_at, 20);
         assert!(store.run("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_state_and_its_events_commit_together_and_not_after_the_run_ended() {
+        let store = Store::in_memory().unwrap();
+        store.insert_run(&run("r", 1)).unwrap();
+        let got = store
+            .commit_state("r", "{\"n\":1}", 5, &["transition"], |counts| {
+                assert_eq!(counts, [0]);
+                vec![
+                    ("transition".into(), "0".into()),
+                    ("transition".into(), "1".into()),
+                ]
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1]);
+        let seq = store
+            .append_checked("r", "command", 6, |_| Ok::<_, ()>("promote".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(seq, Some(2));
+        assert!(matches!(
+            store.append_checked("r", "command", 6, |_| Err::<String, _>("no")),
+            Ok(Err("no"))
+        ));
+        let got = store
+            .commit_state("r", "{\"n\":2}", 7, &["transition", "command"], |counts| {
+                assert_eq!(counts, [2, 1]);
+                vec![("transition".into(), "2".into())]
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(got[0].seq, 3);
+        assert!(
+            store
+                .set_status("r", RunStatus::Cancelled, None, None, 8)
+                .unwrap()
+        );
+        assert!(
+            store
+                .commit_state("r", "{\"n\":3}", 9, &[], |_| vec![(
+                    "transition".into(),
+                    "3".into()
+                )])
+                .unwrap()
+                .is_none()
+        );
+        let r = store.run("r").unwrap().unwrap();
+        assert_eq!(r.state_json.as_deref(), Some("{\"n\":2}"));
+        assert_eq!(store.events("r").unwrap().len(), 4);
+        assert_eq!(
+            store.count_by_status("analysis").unwrap(),
+            vec![(RunStatus::Cancelled, 1)]
+        );
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct ServeArgs {
     /// Webhook in Slack's incoming-webhook form; repeatable.
     #[arg(long)]
     slack_webhook: Vec<String>,
+    /// Accept rollouts whose router is `type: exec` (it runs a command on this host as
+    /// fledge's user, so the token would grant running commands).
+    #[arg(long)]
+    allow_exec_router: bool,
     /// Log format (same as the global --log-json when `json`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -70,7 +74,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::default());
         let supervisor = Supervisor::new(store, Arc::clone(&metrics), Notifier::new(hooks));
-        let state = AppState::new(supervisor.clone(), metrics, token);
+        let state = AppState::new(supervisor.clone(), metrics, token)
+            .allow_exec_router(args.allow_exec_router);
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -220,3 +220,171 @@ pub fn stack(name: &str, canary_error_rate: f64) -> Stack {
         prometheus,
     }
 }
+
+/// A rollout config for the stack: latency and error-rate metrics from Prometheus (with a
+/// bearer token read from the environment variable `token_env`, when given), the HAProxy
+/// router, and `steps` (YAML lines, each `    - …`) with `hold_timeout`.
+pub fn config_with_steps(
+    prom: u16,
+    admin: u16,
+    hold_timeout: &str,
+    token_env: Option<&str>,
+    steps: &str,
+) -> String {
+    let rollout = format!("  hold_timeout: {hold_timeout}\n  steps:\n{steps}");
+    rollout_yaml(prom, admin, token_env, &rollout, "")
+}
+
+/// A rollout config for the stack, as [`config_with_steps`], with `rollout` the `rollout:`
+/// section below its router (indented by two spaces) and `metrics` more metrics (indented
+/// list items).
+pub fn rollout_yaml(
+    prom: u16,
+    admin: u16,
+    token_env: Option<&str>,
+    rollout: &str,
+    metrics: &str,
+) -> String {
+    let auth = token_env
+        .map(|name| format!(", auth: {{bearer_token: {{env: {name}}}}}"))
+        .unwrap_or_default();
+    format!(
+        r#"name: rollout-demo
+groups: {{latency: 50, errors: 50}}
+analysis: {{interval: 5s, min_samples: 3, independence: assume}}
+source: {{type: prometheus, url: "http://127.0.0.1:{prom}", step: 1s, settle: 1500ms, timeout: 2s, retries: 1{auth}}}
+cohorts:
+  baseline: {{version: v1}}
+  canary: {{version: v2}}
+rollout:
+  router: {{type: haproxy, admin: "tcp://127.0.0.1:{admin}", backend: be, baseline: baseline, canary: canary}}
+{rollout}metrics:
+  - name: latency_p99
+    group: latency
+    direction: increase
+    allowed_increase: 1.5
+    query: 'histogram_quantile(0.99, sum by (le) (irate(http_request_duration_seconds_bucket{{version="${{version}}"}}[3s])))'
+  - name: error_rate
+    group: errors
+    direction: increase
+    allowed_increase: 3
+    critical: true
+    nan_strategy: replace
+    query: 'sum(irate(http_requests_total{{version="${{version}}",code="500"}}[3s])) / sum(irate(http_requests_total{{version="${{version}}"}}[3s]))'
+{metrics}"#
+    )
+}
+
+/// The bearer token the `fledge serve` tests use.
+pub const TOKEN: &str = "s3cret-token-for-tests";
+
+/// A `fledge serve` process, killed (SIGKILL) on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `kill -9`, and wait for the process to be gone.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `fledge serve` on a free loopback port with `--data data`, the token in
+/// `FLEDGE_TOKEN`, info logs appended to `stderr` (or dropped), and extra arguments and
+/// environment.
+pub fn serve(data: &Path, args: &[&str], envs: &[(&str, &str)], stderr: Option<&Path>) -> Server {
+    use std::io::{BufRead, BufReader};
+    let err = match stderr {
+        Some(p) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .unwrap(),
+        ),
+        None => Stdio::null(),
+    };
+    let mut child = Command::new(FLEDGE)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .args(args)
+        .env("FLEDGE_TOKEN", TOKEN)
+        .env("FLEDGE_LOG", "info")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("fledge serve did not start: {line:?}"))
+        .to_owned();
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 request to `addr`, with the bearer `token` when given; (status, body).
+pub fn api(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out[9..12].parse().unwrap();
+    let (head, rest) = out.split_once("\r\n\r\n").unwrap();
+    let rest = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, rest)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// A webhook receiver on a free loopback port that answers 200 to every request.
+pub fn notifications() -> receiver::Receiver {
+    receiver::Receiver::start(|_, _| receiver::Reply::status(200))
+}

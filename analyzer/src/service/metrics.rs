@@ -25,8 +25,16 @@ pub struct Metrics {
     pub fetch_seconds: Histogram,
     /// Errors from traffic routers (rollouts), by router.
     pub router_errors: Family<Labels, Counter>,
-    /// HTTP requests, by route and status code.
+    /// HTTP requests, by method, route and status code.
     pub http_requests: Family<Labels, Counter>,
+    /// Seconds to answer an HTTP request, by method and route.
+    pub http_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Rollouts in the store, by status (set when `/metrics` is read).
+    pub rollouts: Family<Labels, Gauge>,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.00005, 2.0, 18))
 }
 
 impl Default for Metrics {
@@ -65,17 +73,32 @@ impl Default for Metrics {
         let router_errors = Family::<Labels, Counter>::default();
         registry.register(
             "router_errors",
-            "Errors from traffic routers, by router",
+            "Errors from traffic routers, by router type",
             router_errors.clone(),
         );
         let http_requests = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
-            "HTTP requests, by route and status",
+            "HTTP requests, by method, route and status",
             http_requests.clone(),
+        );
+        let http_seconds: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_buckets);
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            http_seconds.clone(),
+        );
+        let rollouts = Family::<Labels, Gauge>::default();
+        registry.register(
+            "rollouts",
+            "Rollouts in the store, by status",
+            rollouts.clone(),
         );
         Metrics {
             registry,
+            http_seconds,
+            rollouts,
             transitions,
             active,
             verdicts,

@@ -1,7 +1,9 @@
 //! Webhook notifications: one POST per interval verdict, final verdict and run transition,
-//! as generic JSON or in Slack's incoming-webhook form (`{"text": …}`). Delivery is best
-//! effort and never delays a run: a failed POST is logged (without the URL's query, which
-//! may hold a key) and dropped.
+//! and for rollouts per step transition and step verdict, as generic JSON or in Slack's
+//! incoming-webhook form (`{"text": …}`). Delivery is best effort and never delays a run: a
+//! failed POST is logged (with the URL's scheme, host and port only: a Slack URL's path and
+//! a query may hold a key) and dropped. Rollout notifications are sent after the state they
+//! report is committed.
 
 use serde::Serialize;
 
@@ -13,9 +15,10 @@ pub enum WebhookFormat {
 }
 
 /// What happened.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Notification {
-    /// `interval`, `verdict` (final) or `transition`.
+    /// `interval`, `verdict` (final) or `transition` (a run's status, or a rollout's step
+    /// transition with `phase`, `step` and `weight`), or `step` (a rollout step's verdict).
     pub event: &'static str,
     pub run_id: String,
     pub kind: String,
@@ -30,6 +33,15 @@ pub struct Notification {
     pub score: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A rollout's phase after the transition.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// A rollout's step index (0-based).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<usize>,
+    /// A rollout's canary weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 impl Notification {
@@ -38,6 +50,15 @@ impl Notification {
         let mut s = format!("fledge {} `{}` ({})", self.kind, self.name, self.run_id);
         if let Some(i) = self.interval {
             s.push_str(&format!(" interval {i}"));
+        }
+        if let Some(i) = self.step {
+            s.push_str(&format!(" step {}", i + 1));
+        }
+        if let Some(w) = self.weight {
+            s.push_str(&format!(" weight {w}"));
+        }
+        if let Some(p) = &self.phase {
+            s.push_str(&format!(" {p}"));
         }
         if let Some(v) = &self.verdict {
             s.push_str(&format!(": *{v}*"));
@@ -89,7 +110,7 @@ impl Notifier {
                     "{}://{}{}",
                     url.scheme(),
                     url.host_str().unwrap_or(""),
-                    url.path()
+                    url.port().map(|p| format!(":{p}")).unwrap_or_default()
                 );
                 match client
                     .post(url)

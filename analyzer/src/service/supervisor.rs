@@ -1,13 +1,12 @@
-//! The run supervisor: spawns, tracks, cancels and, on startup, resumes runs by kind.
-//! Analyses are the one kind today; a rollout kind plugs in as another arm of
-//! [`Supervisor::spawn`], saving its state with [`Store::set_state`].
+//! The run supervisor: spawns, tracks, cancels and, on startup, resumes runs by kind:
+//! analyses (driven here) and rollouts (driven in [`super::rollouts`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::metrics::{Metrics, labels};
 use super::notify::{Notification, Notifier};
@@ -42,8 +41,12 @@ struct Inner {
     store: Store,
     metrics: Arc<Metrics>,
     notifier: Notifier,
-    active: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Each run being driven: its cancel signal, and what wakes it for a new command.
+    active: Mutex<HashMap<String, Active>>,
 }
+
+/// A run being driven: its cancel signal, and what wakes it for a new command.
+type Active = (watch::Sender<bool>, Arc<Notify>);
 
 /// Cheap to clone.
 #[derive(Clone)]
@@ -63,7 +66,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(SupervisorError::from)
 }
 
-fn new_id() -> String {
+pub(super) fn new_id() -> String {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_i64(now_ms());
@@ -86,16 +89,43 @@ impl Supervisor {
         &self.inner.store
     }
 
+    pub(super) fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub(super) fn notifier(&self) -> &Notifier {
+        &self.inner.notifier
+    }
+
+    /// What wakes run `id`'s driver for a new command, while it is driven.
+    pub(super) fn waker(&self, id: &str) -> Option<Arc<Notify>> {
+        self.lock().get(id).map(|(_, w)| Arc::clone(w))
+    }
+
     /// Commits a new analysis (pending) and starts it. Returns its id.
     pub async fn create_analysis(
         &self,
         config: &Config,
         request: AnalysisRequest,
     ) -> Result<String, SupervisorError> {
+        let request_json = serde_json::to_string(&request)
+            .map_err(|e| SupervisorError::Internal(e.to_string()))?;
+        self.insert_and_spawn(ANALYSIS, config, request_json, None)
+            .await
+    }
+
+    /// Commits a new run of `kind` (pending) and starts it. Returns its id.
+    pub(super) async fn insert_and_spawn(
+        &self,
+        kind: &str,
+        config: &Config,
+        request_json: String,
+        state_json: Option<String>,
+    ) -> Result<String, SupervisorError> {
         let now = now_ms();
         let run = Run {
             id: new_id(),
-            kind: ANALYSIS.to_owned(),
+            kind: kind.to_owned(),
             status: RunStatus::Pending,
             config_json: serde_json::to_string(
                 &config
@@ -103,9 +133,8 @@ impl Supervisor {
                     .map_err(|e| SupervisorError::Internal(e.to_string()))?,
             )
             .map_err(|e| SupervisorError::Internal(e.to_string()))?,
-            request_json: serde_json::to_string(&request)
-                .map_err(|e| SupervisorError::Internal(e.to_string()))?,
-            state_json: None,
+            request_json,
+            state_json,
             result_json: None,
             error: None,
             created_at: now,
@@ -117,7 +146,7 @@ impl Supervisor {
         self.inner
             .metrics
             .transitions
-            .get_or_create(&labels(&[("kind", ANALYSIS), ("status", "pending")]))
+            .get_or_create(&labels(&[("kind", kind), ("status", "pending")]))
             .inc();
         self.spawn(run);
         Ok(id)
@@ -125,47 +154,67 @@ impl Supervisor {
 
     /// Resumes every run that had not ended (after a restart). Returns how many.
     pub async fn resume_all(&self) -> Result<usize, SupervisorError> {
-        let runs = blocking(&self.inner.store, |s| {
-            s.runs(ANALYSIS, &[RunStatus::Pending, RunStatus::Running])
-        })
-        .await?;
-        let n = runs.len();
-        for run in runs {
-            tracing::info!(id = %run.id, kind = %run.kind, "resuming run");
-            self.spawn(run);
+        let mut n = 0;
+        for kind in [ANALYSIS, super::rollouts::ROLLOUT] {
+            let runs = blocking(&self.inner.store, move |s| {
+                s.runs(kind, &[RunStatus::Pending, RunStatus::Running])
+            })
+            .await?;
+            n += runs.len();
+            for run in runs {
+                tracing::info!(id = %run.id, kind = %run.kind, "resuming run");
+                self.spawn(run);
+            }
         }
         Ok(n)
     }
 
+    /// Commits `running` for a run about to be driven; false when it has been cancelled.
+    pub(super) async fn mark_running(&self, run: &Run) -> bool {
+        let id = run.id.clone();
+        match blocking(&self.inner.store, move |s| {
+            s.set_status(&id, RunStatus::Running, None, None, now_ms())
+        })
+        .await
+        {
+            Ok(moved) => moved,
+            Err(e) => {
+                tracing::error!(id = %run.id, error = %e, "cannot commit running");
+                false
+            }
+        }
+    }
+
     /// Cancels a run: commits `cancelled`, then stops its task. `Ok(false)` when the run
     /// has already ended or is unknown.
-    pub async fn cancel(&self, id: &str) -> Result<bool, SupervisorError> {
+    pub async fn cancel(&self, id: &str, kind: &str) -> Result<bool, SupervisorError> {
         let key = id.to_owned();
         let moved = blocking(&self.inner.store, move |s| {
             s.set_status(&key, RunStatus::Cancelled, None, None, now_ms())
         })
         .await?;
         if moved {
-            if let Some(tx) = self.lock().get(id) {
+            if let Some((tx, _)) = self.lock().get(id) {
                 let _ = tx.send(true);
             }
             self.inner
                 .metrics
                 .transitions
-                .get_or_create(&labels(&[("kind", ANALYSIS), ("status", "cancelled")]))
+                .get_or_create(&labels(&[("kind", kind), ("status", "cancelled")]))
                 .inc();
         }
         Ok(moved)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<bool>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Active>> {
         self.inner.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts driving `run`, by kind.
     fn spawn(&self, run: Run) {
         let (tx, rx) = watch::channel(false);
-        self.lock().insert(run.id.clone(), tx);
+        let wake = Arc::new(Notify::new());
+        self.lock().insert(run.id.clone(), (tx, Arc::clone(&wake)));
         let this = self.clone();
         let kind = run.kind.clone();
         let gauge = self
@@ -179,6 +228,7 @@ impl Supervisor {
             let id = run.id.clone();
             match run.kind.as_str() {
                 ANALYSIS => this.drive_analysis(run, rx).await,
+                super::rollouts::ROLLOUT => this.drive_rollout(run, rx, wake).await,
                 other => tracing::error!(id = %id, kind = other, "unknown run kind"),
             }
             this.lock().remove(&id);
@@ -186,7 +236,7 @@ impl Supervisor {
         });
     }
 
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         run: &Run,
         name: &str,
@@ -215,8 +265,8 @@ impl Supervisor {
                     status: Some(status.as_str().to_owned()),
                     interval: None,
                     verdict: None,
-                    score: None,
                     reason: error,
+                    ..Notification::default()
                 });
             }
             Ok(false) => {
@@ -306,15 +356,8 @@ impl Supervisor {
                 }
             }
         }
-        let id = run.id.clone();
-        match blocking(&self.inner.store, move |s| {
-            s.set_status(&id, RunStatus::Running, None, None, now_ms())
-        })
-        .await
-        {
-            Ok(true) => {}
-            Ok(false) => return, // cancelled before it started
-            Err(e) => return tracing::error!(id = %run.id, error = %e, "cannot commit running"),
+        if !self.mark_running(&run).await {
+            return; // cancelled before it started
         }
         if let Err(e) = source.check().await {
             return self
@@ -414,6 +457,7 @@ impl Supervisor {
                 verdict: Some(verdict.to_owned()),
                 score: Some(report.score),
                 reason: Some(report.reason.clone()),
+                ..Notification::default()
             });
             if let Progress::Decided(_) = engine.record(report) {
                 break;
@@ -438,6 +482,7 @@ impl Supervisor {
                 verdict: Some(verdict.to_owned()),
                 score: Some(report.score),
                 reason: Some(report.reason.clone()),
+                ..Notification::default()
             });
         }
         let result = serde_json::to_string(&report).ok();

@@ -1,6 +1,7 @@
 //! A tiny HTTP/1.1 receiver on 127.0.0.1 for tests (std only): it records every request and
 //! answers as the test says. It stands in for webhook and hook endpoints, which are the
-//! user's own services. Used by `analyzer/tests/rollout_http.rs` and `tests/rollout.rs`.
+//! user's own services. Used by `analyzer/tests/rollout_http.rs` and, through `tests/common`,
+//! by `tests/rollout.rs` and `tests/serve_rollout.rs`.
 
 #![allow(dead_code)]
 
@@ -110,6 +111,11 @@ impl Receiver {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The JSON bodies of the requests to `path` so far.
+    pub fn bodies(&self, path: &str) -> Vec<serde_json::Value> {
+        self.to(path).iter().map(Request::json).collect()
     }
 
     /// The requests to `path` so far.
