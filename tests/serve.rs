@@ -278,3 +278,89 @@ fn kill_9_mid_analysis_then_restart_resumes_without_repeating_or_losing_an_inter
     drop(srv);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The server's peak resident memory (VmHWM), in kB.
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+/// 1,000 analyses posted at once (8 clients) to one server, their source a committed
+/// recording: every one completes with the verdict `fledge replay` gives, and the server's
+/// peak RSS stays under 256 MB. Memory is asserted, time is not (see `serve_load` and
+/// README's performance table for that).
+#[test]
+fn a_thousand_concurrent_analyses_in_one_server_stay_under_256_mb() {
+    const N: usize = 1000;
+    let data = tmp("load");
+    let srv = start(&data);
+    let a = srv.addr.as_str();
+    let rec = "testdata/recordings/healthy.csv";
+    let req = json!({"config": config_json(rec), "start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"})
+        .to_string();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..N / 8)
+                        .map(|_| {
+                            let (code, body) =
+                                http(a, "POST", "/v1/analyses", Some(TOKEN), Some(&req));
+                            assert_eq!(code, 201, "{body}");
+                            serde_json::from_str::<Value>(&body).unwrap()["id"]
+                                .as_str()
+                                .unwrap()
+                                .to_owned()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        clients
+            .into_iter()
+            .flat_map(|c| c.join().unwrap())
+            .collect()
+    });
+    assert_eq!(ids.len(), N);
+    let want = replay_json(rec);
+    let t0 = Instant::now();
+    let list = loop {
+        let (code, body) = http(a, "GET", "/v1/analyses", None, None);
+        assert_eq!(code, 200);
+        let list: Value = serde_json::from_str(&body).unwrap();
+        let list = list["analyses"].as_array().unwrap().clone();
+        let open = list
+            .iter()
+            .filter(|r| r["status"] == "pending" || r["status"] == "running")
+            .count();
+        if open == 0 {
+            break list;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "{open} of {N} still open"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(list.len(), N);
+    for r in &list {
+        assert_eq!(
+            (&r["status"], &r["verdict"]),
+            (&json!("completed"), &want["verdict"]),
+            "{r}"
+        );
+    }
+    let peak = peak_rss_kb(srv.child.id());
+    println!(
+        "{N} analyses: all completed in {:.1} s after the last POST; server peak RSS {} MB",
+        t0.elapsed().as_secs_f64(),
+        peak / 1024
+    );
+    assert!(peak < 256 * 1024, "peak RSS {peak} kB");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&data);
+}
