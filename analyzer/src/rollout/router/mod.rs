@@ -22,7 +22,33 @@ pub(crate) fn send_error(e: &reqwest::Error, timeout: std::time::Duration) -> St
         let t = crate::config::Duration::from_millis(timeout.as_millis() as u64);
         format!("no answer within {t}")
     } else {
-        format!("could not be reached: {}", crate::source::error_chain(e))
+        let mut chain = crate::source::error_chain(e);
+        // reqwest names the whole URL; its path or query may hold a secret.
+        if let Some(url) = e.url() {
+            chain = chain.replace(url.as_str(), &redact_url(url.as_str()));
+        }
+        format!("could not be reached: {chain}")
+    }
+}
+
+/// `url` as it may be shown in messages and logs: scheme, host and port, with `/…` for a
+/// path or query (webhook URLs carry tokens there, as Slack's do). Userinfo is dropped.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if u.path() != "/" || u.query().is_some() {
+                "/…"
+            } else {
+                ""
+            };
+            format!(
+                "{}://{}{port}{rest}",
+                u.scheme(),
+                u.host_str().unwrap_or("")
+            )
+        }
+        Err(_) => "(an invalid URL)".to_owned(),
     }
 }
 
@@ -140,5 +166,24 @@ impl TrafficRouter for MemoryRouter {
             .unwrap_or_else(|e| e.into_inner())
             .push(canary);
         Box::pin(async { Ok(()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_in_messages_keep_only_scheme_host_and_port() {
+        assert_eq!(
+            redact_url("https://hooks.slack.com/services/T0/B0/s3cret"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact_url("http://user:pw@127.0.0.1:8080/?token=x"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(redact_url("http://127.0.0.1:9/"), "http://127.0.0.1:9");
+        assert_eq!(redact_url("not a url"), "(an invalid URL)");
     }
 }

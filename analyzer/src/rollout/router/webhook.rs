@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{BoxFuture, RouterError, TrafficRouter, refusal, send_error};
+use super::{BoxFuture, RouterError, TrafficRouter, redact_url, refusal, send_error};
 
 #[derive(Debug, Clone)]
 pub struct WebhookRouter {
@@ -18,7 +18,7 @@ impl WebhookRouter {
             .timeout(timeout)
             .build()
             .map_err(|e| RouterError::Failed {
-                router: format!("webhook {url}"),
+                router: format!("webhook {}", redact_url(url)),
                 message: e.to_string(),
             })?;
         Ok(WebhookRouter {
@@ -30,8 +30,9 @@ impl WebhookRouter {
 }
 
 impl TrafficRouter for WebhookRouter {
+    /// Without the URL's path and query, which may hold a token.
     fn describe(&self) -> String {
-        format!("webhook {}", self.url)
+        format!("webhook {}", redact_url(&self.url))
     }
     fn current_weight(&self) -> BoxFuture<'_, Result<Option<u32>, RouterError>> {
         Box::pin(async { Ok(None) })
