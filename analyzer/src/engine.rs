@@ -314,7 +314,9 @@ impl Engine {
         let Some(plan) = self.next().copied() else {
             return self.progress();
         };
-        let report = judge_interval(&self.spec, &plan, data);
+        // The previous interval's selections are where this one's start looking: a window
+        // that grew a little has its estimate and interval nearby (same results, fewer passes).
+        let report = judge_interval_after(&self.spec, &plan, data, self.judged.last());
         self.record(report)
     }
 
@@ -343,7 +345,7 @@ impl Engine {
             ..plan
         };
         let origin = sequential_origin(&self.spec, &plan);
-        let judged = judge_window(&self.spec, &cut, origin, data);
+        let judged = judge_window(&self.spec, &cut, origin, data, self.judged.last());
         match early_stop(&self.spec, &plan, origin, data, &judged, until) {
             Some(report) => self.record(report),
             None => self.progress(),
@@ -501,8 +503,20 @@ pub fn judge_interval(
     plan: &IntervalPlan,
     data: &dyn WindowData,
 ) -> IntervalReport {
+    judge_interval_after(spec, plan, data, None)
+}
+
+/// [`judge_interval`], given the report of the interval before (`prior`), whose shift
+/// estimates and intervals seed this one's selections. The report is the same with or
+/// without it.
+pub fn judge_interval_after(
+    spec: &AnalysisSpec,
+    plan: &IntervalPlan,
+    data: &dyn WindowData,
+    prior: Option<&IntervalReport>,
+) -> IntervalReport {
     let origin = sequential_origin(spec, plan);
-    let full = judge_window(spec, plan, origin, data);
+    let full = judge_window(spec, plan, origin, data, prior);
     early_stop(spec, plan, origin, data, &full, plan.end).unwrap_or(full)
 }
 
@@ -558,7 +572,7 @@ fn early_stop(
             baseline_end: t + 1 - offset,
             ..*plan
         };
-        let mut report = judge_window(spec, &cut, origin, data);
+        let mut report = judge_window(spec, &cut, origin, data, Some(judged));
         if report.verdict == stops_on {
             report.end = plan.end;
             report.baseline_end = plan.baseline_end;
@@ -576,6 +590,7 @@ fn judge_window(
     plan: &IntervalPlan,
     origin: Millis,
     data: &dyn WindowData,
+    prior: Option<&IntervalReport>,
 ) -> IntervalReport {
     let sequential_family = spec
         .metrics
@@ -587,6 +602,7 @@ fn judge_window(
         data,
         origin,
         sequential_family,
+        prior,
     };
     let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
         let result = crate::judge::judge_metric(m, &input);

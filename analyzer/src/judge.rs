@@ -8,12 +8,13 @@
 //! themselves stay in the judges crate.
 
 use fledge_judges::{
-    CountNames, Counts, MetricResult, Series, Side, checks, classify, classify_proportion,
-    classify_series_ordered,
+    CountNames, Counts, MetricResult, Series, ShiftHint, Side, checks, classify,
+    classify_proportion, classify_series_hinted,
 };
 
 use crate::engine::{
-    IntervalPlan, MetricSpec, MetricTest, Millis, WindowData, WindowRef, format_time,
+    IntervalPlan, IntervalReport, MetricSpec, MetricTest, Millis, WindowData, WindowRef,
+    format_time,
 };
 
 /// What a metric's judgement may look at.
@@ -29,9 +30,26 @@ pub struct MetricInput<'a> {
     /// How many sequential metrics the analysis has; each gets 1/this of the false-alarm
     /// budget (Bonferroni).
     pub sequential_family: usize,
+    /// The interval judged before this one, if any: its shift estimates and intervals seed
+    /// the selections (the results do not depend on it).
+    pub prior: Option<&'a IntervalReport>,
 }
 
 impl<'a> MetricInput<'a> {
+    /// Where `metric`'s shift selections landed in the prior interval.
+    pub fn hint(&self, metric: &str) -> Option<ShiftHint> {
+        let r = &self
+            .prior?
+            .metrics
+            .iter()
+            .find(|m| m.name == metric)?
+            .result;
+        Some(ShiftHint {
+            estimate: r.estimate?,
+            ci: r.ci?,
+        })
+    }
+
     /// The canary window of `metric` in this interval.
     pub fn canary(&self, metric: &str) -> WindowRef<'a> {
         self.data
@@ -76,7 +94,7 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
             let canary = input.canary(&spec.name);
             let baseline = input.baseline(&spec.name);
             let [oc, ob] = input.orders(&spec.name);
-            classify_series_ordered(
+            classify_series_hinted(
                 Series {
                     t: canary.t,
                     v: canary.v,
@@ -88,6 +106,7 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
                 [oc.as_deref(), ob.as_deref()],
                 input.plan.start - input.plan.baseline_start,
                 &spec.options,
+                input.hint(&spec.name),
             )
         }
         MetricTest::Threshold(check) => {

@@ -227,7 +227,54 @@ pub fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::IntervalPlan;
     use crate::recording::parse_recording;
+
+    /// The engine seeds each interval's selections with the previous interval's estimates
+    /// ([`crate::engine::judge_interval_after`]); the reports must be those of intervals
+    /// judged cold, one by one, bit for bit, under `assume` and `auto` alike.
+    #[test]
+    fn warm_started_intervals_equal_intervals_judged_cold() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let rec = crate::recording::read_recording(&root.join("testdata/recordings/healthy.csv"))
+            .unwrap();
+        for independence in ["assume", "auto"] {
+            let yaml = format!(
+                "name: warm\nthresholds: {{pass: 90, marginal: 70}}\ngroups: {{latency: 60, errors: 40}}\n\
+                 analysis: {{lifetime: 60m, interval: 5m, lookback: 0m}}\nmetrics:\n\
+                 \x20 - {{name: latency_p99, group: latency, direction: increase, independence: {independence}}}\n\
+                 \x20 - {{name: error_rate, group: errors, direction: increase, independence: {independence}}}\n"
+            );
+            let cfg = crate::config::from_yaml_str(&yaml, "warm.yaml").unwrap();
+            let spec = Arc::new(cfg.to_spec().unwrap());
+            let report = replay(Arc::clone(&spec), &rec, None, |_| {});
+            assert!(report.intervals.len() >= 6, "{independence}: {report:?}");
+            let data = SortedRecording::new(&rec, ["latency_p99", "error_rate"]);
+            for warm in &report.intervals {
+                let plan = IntervalPlan {
+                    index: warm.index,
+                    start: warm.start,
+                    end: warm.end,
+                    baseline_start: warm.baseline_start,
+                    baseline_end: warm.baseline_end,
+                };
+                let cold = crate::engine::judge_interval(&spec, &plan, &data);
+                assert_eq!(
+                    serde_json::to_string(&cold).unwrap(),
+                    serde_json::to_string(warm).unwrap(),
+                    "{independence}, interval {}",
+                    warm.index
+                );
+            }
+            let judged: Vec<_> = report
+                .intervals
+                .iter()
+                .flat_map(|i| &i.metrics)
+                .filter(|m| m.result.ci.is_some())
+                .collect();
+            assert!(judged.len() >= 10, "{independence}: the selections ran");
+        }
+    }
 
     #[test]
     fn window_orders_sort_every_window_like_a_fresh_sort() {

@@ -93,7 +93,8 @@ pub use score::{GroupScore, GroupWeights, Scorecard, ScoredMetric, Thresholds, V
 pub use sequential::{
     QuantileBand, SequentialDetail, SequentialKind, SequentialOptions, judge_sequential,
 };
-pub use series::{Series, classify_series, classify_series_ordered};
+pub use series::{Series, classify_series, classify_series_hinted, classify_series_ordered};
+pub use shift::ShiftHint;
 
 /// Errors from the statistics. Every variant says which side and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

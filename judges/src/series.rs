@@ -45,12 +45,13 @@ use crate::classify::{
     judge_preprocessed,
 };
 use crate::compare::{
-    CompareOptions, Comparison, Method, compare_sorted, compare_sorted_given, compare_with,
-    sorted_copy, validate_options,
+    CompareOptions, Comparison, Method, compare_sorted_given, compare_with, sorted_copy,
+    validate_options,
 };
 use crate::paired::{PairedComparison, pair_by_time, paired_test};
 use crate::preprocess::{NanStrategy, Preprocessed, outlier_fences};
 use crate::score::{Scorecard, ScoredMetric, Verdict, score};
+use crate::shift::ShiftHint;
 use crate::{GroupWeights, JudgeError, Thresholds};
 
 /// One cohort's points: time stamps (ms since the epoch, ascending) and values.
@@ -86,6 +87,20 @@ pub fn classify_series_ordered(
     baseline_offset: i64,
     options: &MetricOptions,
 ) -> MetricResult {
+    classify_series_hinted(canary, baseline, order, baseline_offset, options, None)
+}
+
+/// [`classify_series_ordered`], with `hint` where an earlier, similar judgement's shift
+/// selections landed (the previous interval's estimate and interval, for a window that grew):
+/// the result is the same bit for bit, found with fewer passes over the data.
+pub fn classify_series_hinted(
+    canary: Series<'_>,
+    baseline: Series<'_>,
+    order: [Option<&[u32]>; 2],
+    baseline_offset: i64,
+    options: &MetricOptions,
+    hint: Option<ShiftHint>,
+) -> MetricResult {
     let order = [
         order[0].filter(|o| o.len() == canary.v.len()),
         order[1].filter(|o| o.len() == baseline.v.len()),
@@ -107,7 +122,7 @@ pub fn classify_series_ordered(
             if options.outlier_factor.is_none()
                 && canary.v.iter().chain(baseline.v).all(|v| v.is_finite())
             {
-                return assume_sorted(canary.v, baseline.v, [oc, ob], &options);
+                return assume_sorted(canary.v, baseline.v, [oc, ob], &options, hint);
             }
         }
         return crate::classify::classify(canary.v, baseline.v, &options);
@@ -144,7 +159,7 @@ pub fn classify_series_ordered(
             } else {
                 [None, None]
             };
-            auto(result, (&ct, &cv, pc), (&bt, &bv, pb), order, options)
+            auto(result, (&ct, &cv, pc), (&bt, &bv, pb), order, options, hint)
         }
     }
 }
@@ -162,6 +177,7 @@ fn assume_sorted(
     baseline: &[f64],
     order: [&[u32]; 2],
     options: &MetricOptions,
+    hint: Option<ShiftHint>,
 ) -> MetricResult {
     let result = initial_result(options, canary.len(), baseline.len());
     if let Err(e) = options.validate() {
@@ -172,7 +188,7 @@ fn assume_sorted(
     let (xs, ys) = (gather(canary, order[0]), gather(baseline, order[1]));
     let compare = |_: &[f64], _: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         validate_options(o)?;
-        Ok(compare_sorted(&xs, &ys, o))
+        Ok(compare_sorted_given(&xs, &ys, o, None, hint.as_ref()))
     };
     judge_preprocessed(
         result,
@@ -193,6 +209,7 @@ fn auto(
     b: Side<'_>,
     order: [Option<&[u32]>; 2],
     options: &MetricOptions,
+    hint: Option<ShiftHint>,
 ) -> MetricResult {
     let (ct, cv, pc) = c;
     let (bt, bv, pb) = b;
@@ -205,7 +222,7 @@ fn auto(
         if x.iter().chain(y).any(|v| !v.is_finite()) || x.is_empty() || y.is_empty() {
             return compare_with(x, y, o);
         }
-        let hl = crate::shift::hodges_lehmann(&xs, &ys);
+        let hl = crate::shift::hodges_lehmann_hinted(&xs, &ys, hint.map(|h| h.estimate));
         let sorted = Sorted {
             order,
             values: Some([&xs, &ys]),
@@ -217,7 +234,13 @@ fn auto(
             ..*o
         };
         validate_options(&inflated)?;
-        Ok(compare_sorted_given(&xs, &ys, &inflated, Some(hl)))
+        Ok(compare_sorted_given(
+            &xs,
+            &ys,
+            &inflated,
+            Some(hl),
+            hint.as_ref(),
+        ))
     };
     let sorted = Some([xs.as_slice(), ys.as_slice()]);
     let mut result = judge_preprocessed(result, cv, bv, [pc, pb], sorted, options, compare);

@@ -5,7 +5,10 @@
 //! general scale factors are checked with a tolerance.
 
 use fledge_judges::compare::{compare_with, sorted_copy};
-use fledge_judges::shift::{count_le, select_ranks};
+use fledge_judges::shift::{
+    count_le, hodges_lehmann, hodges_lehmann_hinted, median_ranks, select_ranks,
+    select_ranks_hinted,
+};
 use fledge_judges::{CompareOptions, Comparison, compare};
 use proptest::prelude::*;
 
@@ -189,5 +192,42 @@ proptest! {
             // Numerically equal (−0.0 and +0.0 are the same difference).
             prop_assert!(*g == d[(*k - 1) as usize], "rank {}: {} vs {}", k, g, d[(*k - 1) as usize]);
         }
+    }
+
+    /// Guesses of the values (good, poor, absurd or missing) change how the selection starts,
+    /// never what it finds.
+    #[test]
+    fn hinted_selection_matches_brute_force(
+        x in prop::collection::vec(-1e3f64..1e3, 70..200),
+        y in prop::collection::vec((-3i32..=3).prop_map(f64::from), 70..200),
+        picks in prop::collection::vec(0.0f64..1.0, 1..6),
+        hints in prop::collection::vec(prop_oneof![
+            Just(None),
+            Just(Some(f64::NAN)),
+            Just(Some(f64::INFINITY)),
+            (-1e6f64..1e6).prop_map(Some),
+            (-0.01f64..0.01).prop_map(Some),
+        ], 0..8),
+        near in prop::bool::ANY,
+    ) {
+        let (xs, ys) = (sorted_copy(&x), sorted_copy(&y));
+        let d = brute_sorted_diffs(&xs, &ys);
+        let total = d.len() as u128;
+        let ranks: Vec<u128> = picks.iter().map(|p| 1 + (p * d.len() as f64) as u128 % total).collect();
+        // Either the given guesses, or the true values nudged (what an earlier interval gives).
+        let hints: Vec<Option<f64>> = if near {
+            ranks.iter().map(|k| Some(d[(*k - 1) as usize] + 0.5)).collect()
+        } else {
+            hints
+        };
+        let got = select_ranks_hinted(&xs, &ys, &ranks, &hints);
+        for (k, g) in ranks.iter().zip(&got) {
+            prop_assert!(*g == d[(*k - 1) as usize], "rank {}: {} vs {}", k, g, d[(*k - 1) as usize]);
+        }
+        let (a, b) = median_ranks(total);
+        let hl = (d[(a - 1) as usize] + d[(b - 1) as usize]) / 2.0;
+        let guess = hints.first().copied().flatten();
+        prop_assert_eq!(hodges_lehmann_hinted(&xs, &ys, guess), hodges_lehmann(&xs, &ys));
+        prop_assert!((hodges_lehmann(&xs, &ys) - hl).abs() <= 1e-9 * hl.abs().max(1.0));
     }
 }
