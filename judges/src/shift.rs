@@ -161,7 +161,12 @@ fn gather_runs(
         run.out
             .extend(y_sorted[run.p_hi..run.p_lo].iter().map(|&yj| xi - yj));
     };
-    let mut state: [Run; RUNS] = std::array::from_fn(|_| Run::default());
+    // Room for a typical bracket's share without regrowing (a guessed bracket holds about
+    // a sixth of `cap`; a huge `cap` means "no limit", not a size).
+    let mut state: [Run; RUNS] = std::array::from_fn(|_| Run {
+        out: Vec::with_capacity((cap / (4 * runs)).min(1 << 16) + 16),
+        ..Run::default()
+    });
     for (r, run) in state.iter_mut().enumerate().take(runs) {
         run.p_lo = start(r, lo);
         run.p_hi = start(r, hi);
