@@ -1259,20 +1259,41 @@ impl<'a> Selector<'a> {
         let cap = 16 * GUESS_HALF_WIDTH as usize + self.limit as usize;
         let mut out = vec![0.0; ranks.len()];
         for (g, grp) in guesses.iter().zip(&groups) {
-            let width = (2 * half + (ranks[grp.1] - ranks[grp.0]) / 2) as f64 * g.slope;
-            let (lo, hi) = (clamp(g.t - width), clamp(g.t + width));
-            let lo = if lo == min_d { pred(min_d) } else { lo };
-            if lo >= hi || lo.is_nan() || hi.is_nan() {
-                return None;
-            }
-            let (c_lo, c_hi, mut vals) = gather_runs(x, y, lo, hi, cap)?;
-            self.add_knots(vec![Knot { t: lo, c: c_lo }, Knot { t: hi, c: c_hi }]);
             let members = &ranks[grp.0..=grp.1];
-            if !(c_lo < members[0] && members[members.len() - 1] <= c_hi)
-                || vals.len() as u128 != c_hi - c_lo
-            {
-                return None;
+            let ranks_wide = (2 * half + (ranks[grp.1] - ranks[grp.0]) / 2) as f64;
+            let (mut centre_t, mut slope) = (g.t, g.slope);
+            // A bracket that missed its ranks still counted its two ends: their slope is the
+            // local one, so one more bracket, placed by it, usually holds them.
+            let mut gathered = None;
+            for _attempt in 0..2 {
+                let width = ranks_wide * slope;
+                let (lo, hi) = (clamp(centre_t - width), clamp(centre_t + width));
+                let lo = if lo == min_d { pred(min_d) } else { lo };
+                if lo >= hi || lo.is_nan() || hi.is_nan() {
+                    return None;
+                }
+                let (c_lo, c_hi, vals) = gather_runs(x, y, lo, hi, cap)?;
+                self.add_knots(vec![Knot { t: lo, c: c_lo }, Knot { t: hi, c: c_hi }]);
+                if vals.len() as u128 != c_hi - c_lo {
+                    return None;
+                }
+                if c_lo < members[0] && members[members.len() - 1] <= c_hi {
+                    gathered = Some((c_lo, vals));
+                    break;
+                }
+                let local = (hi - lo) / (c_hi - c_lo).max(1) as f64;
+                if !(local > 0.0 && local.is_finite()) {
+                    return None;
+                }
+                let want = centre(grp) as f64;
+                centre_t = if want <= c_lo as f64 {
+                    lo - (c_lo as f64 - want) * local
+                } else {
+                    hi + (want - c_hi as f64) * local
+                };
+                slope = local;
             }
+            let (c_lo, mut vals) = gathered?;
             let idx: Vec<usize> = members.iter().map(|&k| (k - c_lo - 1) as usize).collect();
             select_many(&mut vals, &idx);
             for (slot, &i) in out[grp.0..=grp.1].iter_mut().zip(&idx) {
