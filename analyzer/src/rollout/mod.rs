@@ -197,15 +197,7 @@ pub async fn run(
             Action::CallHook { hook } => {
                 let hook = state.hooks[hook].clone();
                 let payload = hooks::payload(&state, &hook);
-                let hooks = &hooks;
-                Box::pin(async move {
-                    let outcome = hooks.call(&hook, &payload).await;
-                    Event::Hook {
-                        now: now_ms(),
-                        hook: hook.name,
-                        outcome,
-                    }
-                })
+                Box::pin(hook_event(&hooks, hook, payload))
             }
             Action::Analyse { start, end } => Box::pin(analyse(
                 source,
@@ -271,14 +263,19 @@ fn poll_rollback_hooks<'a>(
         tokio::time::sleep(millis_from_now(due)).await;
         let mut answers = Vec::new();
         for (hook, payload) in calls {
-            let outcome = client.call(&hook, &payload).await;
-            answers.push(Event::Hook {
-                now: now_ms(),
-                hook: hook.name,
-                outcome,
-            });
+            answers.push(hook_event(client, hook, payload).await);
         }
         answers
+    }
+}
+
+/// Calls `hook` with `payload` and reports its answer as the machine's event.
+async fn hook_event(client: &hooks::HookClient, hook: Hook, payload: serde_json::Value) -> Event {
+    let outcome = client.call(&hook, &payload).await;
+    Event::Hook {
+        now: now_ms(),
+        hook: hook.name,
+        outcome,
     }
 }
 
