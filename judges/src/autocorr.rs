@@ -103,7 +103,10 @@
 //! window instead of O(n) per lag. They equal the direct sums up to rounding (about 10⁻¹⁴ of
 //! `Σ z²`); a sum whose sign decides where a sequence stops and that lies within 10⁻⁹ of
 //! `Σ z²` of 0 is summed directly first, so the stopping lags are those of the direct sums.
-//! The Bartlett kernel stays a direct sum over its bandwidth.
+//! The two cohorts' series share one transform (one as the real part, one as the imaginary).
+//! The Bartlett kernel stays a direct sum over its bandwidth: on evenly spaced time stamps as
+//! the weighted lag sums `Σ_{d<S} (1 − d/S) γ_d`, each one vectorised pass; with gaps, pair by
+//! pair at their distance in time.
 //!
 //! # For sequential tests
 //!
@@ -256,28 +259,15 @@ fn bartlett(z: &[f64], t: Option<&[i64]>) -> Kernel {
             df: plain_df,
         };
     }
-    // Positions in steps: indices, or time since the first point over the median gap.
-    let step = t.map_or(1.0, median_gap);
-    let pos = |k: usize| -> f64 {
-        match t {
-            Some(t) => (t[k] - t[0]) as f64 / step,
-            None => k as f64,
-        }
+    let cross = match t {
+        // Evenly spaced (every gap the same, so position k is exactly k steps): the weighted
+        // lag sums, each a vectorised pass.
+        Some(t) if !evenly_spaced(t) => bartlett_cross_timed(z, t, bandwidth),
+        _ => (1..n)
+            .take_while(|&d| (d as f64) < bandwidth)
+            .map(|d| (1.0 - d as f64 / bandwidth) * lag_sum(z, d))
+            .sum(),
     };
-    let positions: Vec<f64> = (0..n).map(pos).collect();
-    let mut cross = 0.0;
-    for k in 0..n {
-        let pk = positions[k];
-        let mut cross_k = 0.0;
-        for (&zl, &pl) in z[k + 1..].iter().zip(&positions[k + 1..]) {
-            let d = pl - pk;
-            if d >= bandwidth {
-                break;
-            }
-            cross_k += (1.0 - d / bandwidth) * zl;
-        }
-        cross += z[k] * cross_k;
-    }
     let b = bandwidth / tf;
     // Expected fraction of the long-run variance a Bartlett estimate keeps after demeaning,
     // relative to the (T − 1)/T of the plain variance.
@@ -293,6 +283,38 @@ fn bartlett(z: &[f64], t: Option<&[i64]>) -> Kernel {
     }
 }
 
+/// Whether every gap between consecutive time stamps is the same positive step.
+fn evenly_spaced(t: &[i64]) -> bool {
+    match t {
+        [a, b, ..] => {
+            let step = b - a;
+            step > 0 && t.windows(2).all(|w| w[1] - w[0] == step)
+        }
+        _ => true,
+    }
+}
+
+/// The Bartlett cross sum `Σ_{k<l} w(p_l − p_k) z_k z_l` with positions `p` the time since
+/// the first point in median gaps, `w(d) = 1 − d/S` for `d < S`: pairs at a distance in
+/// time, so gaps are respected.
+fn bartlett_cross_timed(z: &[f64], t: &[i64], bandwidth: f64) -> f64 {
+    let step = median_gap(t);
+    let positions: Vec<f64> = t.iter().map(|&tk| (tk - t[0]) as f64 / step).collect();
+    let mut cross = 0.0;
+    for (k, (&zk, &pk)) in z.iter().zip(&positions).enumerate() {
+        let mut cross_k = 0.0;
+        for (&zl, &pl) in z[k + 1..].iter().zip(&positions[k + 1..]) {
+            let d = pl - pk;
+            if d >= bandwidth {
+                break;
+            }
+            cross_k += (1.0 - d / bandwidth) * zl;
+        }
+        cross += zk * cross_k;
+    }
+    cross
+}
+
 /// Bound on the bias-corrected AR(1) coefficient used for prewhitening: at 0.97 one point
 /// is worth 1/66 of an independent one, which no window of a canary analysis overcomes.
 const PREWHITEN_BOUND: f64 = 0.97;
@@ -306,17 +328,41 @@ const MAX_IMS_LAG: usize = 2_000;
 /// sums of neighbouring autocovariances `Γ_m = γ̂_{2m} + γ̂_{2m+1}` are added while positive and
 /// made non-increasing, and L is the last lag added. Returns the sum and L.
 fn initial_monotone(z: &[f64]) -> (f64, usize) {
+    let mut sums = LagSums::new(z, &[], ims_top(z.len()));
+    initial_monotone_of(&mut sums, Side::A)
+}
+
+/// The highest lag the initial monotone sequence of `n` points looks at.
+fn ims_top(n: usize) -> usize {
+    (n / 4).min(MAX_IMS_LAG)
+}
+
+/// Which series of a [`LagSums`] pair.
+#[derive(Clone, Copy)]
+enum Side {
+    A,
+    B,
+}
+
+/// [`initial_monotone`] of one series of `sums` (whose `max_lag` covers its [`ims_top`]).
+fn initial_monotone_of(sums: &mut LagSums<'_>, side: Side) -> (f64, usize) {
+    let z = match side {
+        Side::A => sums.a,
+        Side::B => sums.b,
+    };
     let n = z.len();
-    let top = (n / 4).min(MAX_IMS_LAG);
-    let mut sums = LagSums::new(z, &[], top);
-    let gamma = |sums: &mut LagSums<'_>, k: usize| sums.get(k).0;
-    let g0 = gamma(&mut sums, 0);
+    let top = ims_top(n);
+    let gamma = |sums: &mut LagSums<'_>, k: usize| match side {
+        Side::A => sums.get(k).0,
+        Side::B => sums.get(k).1,
+    };
+    let g0 = gamma(sums, 0);
     let mut total = -g0;
     let mut previous = f64::INFINITY;
     let mut last_lag = 0;
     let mut m = 0;
     while 2 * m + 1 < top {
-        let pair = gamma(&mut sums, 2 * m) + gamma(&mut sums, 2 * m + 1);
+        let pair = gamma(sums, 2 * m) + gamma(sums, 2 * m + 1);
         let pair = sign_safe(pair, sums.approximate(2 * m), g0, || {
             lag_sum(z, 2 * m) + lag_sum(z, 2 * m + 1)
         });
@@ -338,11 +384,42 @@ fn initial_monotone(z: &[f64]) -> (f64, usize) {
 /// initial monotone sequence estimate as its guard (module docs).
 fn kernel(z: &[f64], t: Option<&[i64]>) -> Kernel {
     let pw = kernel_pw(z, t);
-    if z.len() < MIN_POINTS || pw.sum_sq <= 0.0 || !pw.sum_sq.is_finite() {
+    if !guarded(z, &pw) {
         return pw;
     }
     let (guard, _) = initial_monotone(z);
     Kernel { guard, ..pw }
+}
+
+/// Whether [`kernel`] adds the initial monotone guard to `pw`, the prewhitened kernel of `z`.
+fn guarded(z: &[f64], pw: &Kernel) -> bool {
+    z.len() >= MIN_POINTS && pw.sum_sq > 0.0 && pw.sum_sq.is_finite()
+}
+
+/// [`kernel`] of two series, `[kernel(a, ta), kernel(b, tb)]`, with the lag sums of both
+/// from one shared transform.
+fn kernel_pair(a: (&[f64], &[i64]), b: (&[f64], &[i64])) -> [Kernel; 2] {
+    let (pa, pb) = (kernel_pw(a.0, Some(a.1)), kernel_pw(b.0, Some(b.1)));
+    let (ga, gb) = (guarded(a.0, &pa), guarded(b.0, &pb));
+    let top = match (ga, gb) {
+        (true, true) => ims_top(a.0.len()).max(ims_top(b.0.len())),
+        (true, false) => ims_top(a.0.len()),
+        (false, true) => ims_top(b.0.len()),
+        (false, false) => return [pa, pb],
+    };
+    let mut sums = LagSums::new(if ga { a.0 } else { &[] }, if gb { b.0 } else { &[] }, top);
+    let guard_a = ga.then(|| initial_monotone_of(&mut sums, Side::A).0);
+    let guard_b = gb.then(|| initial_monotone_of(&mut sums, Side::B).0);
+    [
+        Kernel {
+            guard: guard_a.unwrap_or(pa.guard),
+            ..pa
+        },
+        Kernel {
+            guard: guard_b.unwrap_or(pb.guard),
+            ..pb
+        },
+    ]
 }
 
 /// The long-run sum of `z` (already demeaned): AR(1) prewhitening with a bias-corrected
@@ -774,8 +851,7 @@ pub(crate) fn mann_whitney_inflation_sorted(
     let ca: Vec<f64> = a.iter().map(|p| (p - abar) / nf).collect();
     let cb: Vec<f64> = b.iter().map(|p| -(p - bbar) / mf).collect();
     let independent: f64 = ca.iter().chain(&cb).map(|c| c * c).sum();
-    let kc = kernel(&ca, Some(canary_t));
-    let kb = kernel(&cb, Some(baseline_t));
+    let [kc, kb] = kernel_pair((&ca, canary_t), (&cb, baseline_t));
     let long_run = kc.long_run_sum + kb.long_run_sum;
     // Satterthwaite's degrees of freedom for a sum of two independent estimates.
     let df = if long_run > 0.0 {
