@@ -209,6 +209,21 @@ pub struct MetricReport {
     pub group: String,
     #[serde(flatten)]
     pub result: MetricResult,
+    /// Where the shift selections landed, to seed the next interval's (never serialised).
+    #[serde(skip)]
+    pub trace: Trace,
+}
+
+/// A [`fledge_judges::ShiftTrace`] kept beside a result. It only speeds up the next
+/// interval's selections (results never depend on it), so it takes no part in equality: a
+/// report read back from the store equals the one judged.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Trace(pub Option<fledge_judges::ShiftTrace>);
+
+impl PartialEq for Trace {
+    fn eq(&self, _: &Trace) -> bool {
+        true
+    }
 }
 
 /// One interval's judgement.
@@ -605,7 +620,7 @@ fn judge_window(
         prior,
     };
     let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
-        let result = crate::judge::judge_metric(m, &input);
+        let (result, trace) = crate::judge::judge_metric_traced(m, &input);
         let last = m
             .series()
             .into_iter()
@@ -616,6 +631,7 @@ fn judge_window(
                 name: m.name.clone(),
                 group: m.group.clone(),
                 result,
+                trace: Trace(trace),
             },
             last,
         )

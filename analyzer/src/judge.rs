@@ -8,8 +8,8 @@
 //! themselves stay in the judges crate.
 
 use fledge_judges::{
-    CountNames, Counts, MetricResult, Series, ShiftHint, Side, checks, classify,
-    classify_proportion, classify_series_hinted,
+    CountNames, Counts, MetricResult, Series, ShiftHint, ShiftTrace, Side, checks, classify,
+    classify_proportion, classify_series_traced,
 };
 
 use crate::engine::{
@@ -37,16 +37,18 @@ pub struct MetricInput<'a> {
 
 impl<'a> MetricInput<'a> {
     /// Where `metric`'s shift selections landed in the prior interval.
+    /// The prior interval's selection trace is passed on when its windows start where this
+    /// interval's do (a growing window): its samples are then a prefix of these.
     pub fn hint(&self, metric: &str) -> Option<ShiftHint> {
-        let r = &self
-            .prior?
-            .metrics
-            .iter()
-            .find(|m| m.name == metric)?
-            .result;
+        let prior = self.prior?;
+        let report = prior.metrics.iter().find(|m| m.name == metric)?;
+        let r = &report.result;
+        let grown = prior.start == self.plan.start
+            && prior.baseline_start == self.plan.baseline_start
+            && prior.end <= self.plan.end;
         Some(ShiftHint {
-            estimate: r.estimate?,
-            ci: r.ci?,
+            trace: report.trace.0.filter(|_| grown),
+            ..ShiftHint::new(r.estimate?, r.ci?)
         })
     }
 
@@ -80,21 +82,30 @@ impl<'a> MetricInput<'a> {
 
 /// Judges one metric in one interval, with the test its spec names.
 pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult {
+    judge_metric_traced(spec, input).0
+}
+
+/// [`judge_metric`], with where its shift selections landed (a Mann–Whitney metric's), for
+/// the next interval's [`MetricInput::hint`].
+pub fn judge_metric_traced(
+    spec: &MetricSpec,
+    input: &MetricInput<'_>,
+) -> (MetricResult, Option<ShiftTrace>) {
     if let Some(message) = input.data.problem(&spec.name) {
-        return error_result(spec, &message);
+        return (error_result(spec, &message), None);
     }
     for series in spec.series() {
         if let Some(message) = input.data.problem(series).filter(|_| series != spec.name) {
-            return error_result(spec, &message);
+            return (error_result(spec, &message), None);
         }
     }
-    match &spec.test {
+    let result = match &spec.test {
         MetricTest::MannWhitney => {
             // `independence` (assume, auto, paired) decides how the time stamps are used.
             let canary = input.canary(&spec.name);
             let baseline = input.baseline(&spec.name);
             let [oc, ob] = input.orders(&spec.name);
-            classify_series_hinted(
+            return classify_series_traced(
                 Series {
                     t: canary.t,
                     v: canary.v,
@@ -107,7 +118,7 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
                 input.plan.start - input.plan.baseline_start,
                 &spec.options,
                 input.hint(&spec.name),
-            )
+            );
         }
         MetricTest::Threshold(check) => {
             checks::threshold(input.canary(&spec.name).v, check, &spec.options)
@@ -140,7 +151,8 @@ pub fn judge_metric(spec: &MetricSpec, input: &MetricInput<'_>) -> MetricResult 
             )
         }
         MetricTest::Sequential(seq) => sequential(spec, seq, input),
-    }
+    };
+    (result, None)
 }
 
 /// A sequential metric: every point from the end of the warmup to the end of the window,

@@ -296,6 +296,7 @@ fn sample(
                 name: m.name.clone(),
                 group: m.group.clone(),
                 result: judge(&data, m, istart, iend),
+                trace: Default::default(),
             })
             .collect();
         let failing: Vec<&MetricReport> = metrics

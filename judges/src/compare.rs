@@ -150,7 +150,7 @@ pub fn sorted_copy(sample: &[f64]) -> Vec<f64> {
 /// # Panics
 /// If a sample is empty.
 pub fn compare_sorted(x_sorted: &[f64], y_sorted: &[f64], options: &CompareOptions) -> Comparison {
-    compare_sorted_given(x_sorted, y_sorted, options, None, None)
+    compare_sorted_given(x_sorted, y_sorted, options, None, None).0
 }
 
 /// [`compare_sorted`], with the Hodges–Lehmann estimate of the two samples already known
@@ -163,7 +163,7 @@ pub(crate) fn compare_sorted_given(
     options: &CompareOptions,
     estimate: Option<f64>,
     hint: Option<&shift::ShiftHint>,
-) -> Comparison {
+) -> (Comparison, shift::ShiftTrace) {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     let summary = mann_whitney::rank_summary(x_sorted, y_sorted);
     let exact_dist = if n < 50 && m < 50 && !summary.has_ties && options.variance_inflation == 1.0 {
@@ -171,11 +171,14 @@ pub(crate) fn compare_sorted_given(
     } else {
         None
     };
-    let (method, p_value, shift) = match &exact_dist {
+    let (method, p_value, (shift, trace)) = match &exact_dist {
         Some(dist) => (
             Method::Exact,
             dist.two_sided_p(summary.u_twice as u64 / 2),
-            shift::shift_exact(x_sorted, y_sorted, dist, options.confidence),
+            (
+                shift::shift_exact(x_sorted, y_sorted, dist, options.confidence),
+                shift::ShiftTrace::default(),
+            ),
         ),
         None => (
             Method::Normal,
@@ -191,7 +194,7 @@ pub(crate) fn compare_sorted_given(
             ),
         ),
     };
-    Comparison {
+    let comparison = Comparison {
         method,
         n_canary: n,
         n_baseline: m,
@@ -200,5 +203,6 @@ pub(crate) fn compare_sorted_given(
         estimate: shift.estimate,
         ci: shift.ci,
         confidence: options.confidence,
-    }
+    };
+    (comparison, trace)
 }

@@ -93,8 +93,8 @@ pub use score::{GroupScore, GroupWeights, Scorecard, ScoredMetric, Thresholds, V
 pub use sequential::{
     QuantileBand, SequentialDetail, SequentialKind, SequentialOptions, judge_sequential,
 };
-pub use series::{Series, classify_series, classify_series_hinted, classify_series_ordered};
-pub use shift::ShiftHint;
+pub use series::{Series, classify_series, classify_series_ordered, classify_series_traced};
+pub use shift::{Anchor, Guide, ShiftHint, ShiftTrace};
 
 /// Errors from the statistics. Every variant says which side and what was wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

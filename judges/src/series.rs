@@ -51,7 +51,7 @@ use crate::compare::{
 use crate::paired::{PairedComparison, pair_by_time, paired_test};
 use crate::preprocess::{NanStrategy, Preprocessed, outlier_fences};
 use crate::score::{Scorecard, ScoredMetric, Verdict, score};
-use crate::shift::ShiftHint;
+use crate::shift::{Anchor, ShiftHint, ShiftTrace, grown_guide};
 use crate::{GroupWeights, JudgeError, Thresholds};
 
 /// One cohort's points: time stamps (ms since the epoch, ascending) and values.
@@ -87,19 +87,37 @@ pub fn classify_series_ordered(
     baseline_offset: i64,
     options: &MetricOptions,
 ) -> MetricResult {
-    classify_series_hinted(canary, baseline, order, baseline_offset, options, None)
+    classify_series_traced(canary, baseline, order, baseline_offset, options, None).0
 }
 
 /// [`classify_series_ordered`], with `hint` where an earlier, similar judgement's shift
 /// selections landed (the previous interval's estimate and interval, for a window that grew):
-/// the result is the same bit for bit, found with fewer passes over the data.
-pub fn classify_series_hinted(
+/// the result is the same bit for bit, found with fewer passes over the data. Also returns
+/// where this judgement's selections landed ([`ShiftTrace`]), for the next hint. A hint's
+/// `trace` is used only when these series extend the traced ones in time (its values are a
+/// prefix of these) and nothing was removed by preprocessing.
+pub fn classify_series_traced(
     canary: Series<'_>,
     baseline: Series<'_>,
     order: [Option<&[u32]>; 2],
     baseline_offset: i64,
     options: &MetricOptions,
     hint: Option<ShiftHint>,
+) -> (MetricResult, Option<ShiftTrace>) {
+    let traced = Cell::new(None);
+    let sides = (canary, baseline, order);
+    let result = classify_series_inner(sides, baseline_offset, options, hint, &traced);
+    (result, traced.get())
+}
+
+type Sides<'a> = (Series<'a>, Series<'a>, [Option<&'a [u32]>; 2]);
+
+fn classify_series_inner(
+    (canary, baseline, order): Sides<'_>,
+    baseline_offset: i64,
+    options: &MetricOptions,
+    hint: Option<ShiftHint>,
+    traced: &Cell<Option<ShiftTrace>>,
 ) -> MetricResult {
     let order = [
         order[0].filter(|o| o.len() == canary.v.len()),
@@ -122,7 +140,7 @@ pub fn classify_series_hinted(
             if options.outlier_factor.is_none()
                 && canary.v.iter().chain(baseline.v).all(|v| v.is_finite())
             {
-                return assume_sorted(canary.v, baseline.v, [oc, ob], &options, hint);
+                return assume_sorted(canary.v, baseline.v, [oc, ob], &options, hint, traced);
             }
         }
         return crate::classify::classify(canary.v, baseline.v, &options);
@@ -159,9 +177,46 @@ pub fn classify_series_hinted(
             } else {
                 [None, None]
             };
-            auto(result, (&ct, &cv, pc), (&bt, &bv, pb), order, options, hint)
+            let hint = if order.iter().all(Option::is_some) {
+                hint
+            } else {
+                hint.map(|h| ShiftHint { trace: None, ..h })
+            };
+            auto(
+                result,
+                (&ct, &cv, pc),
+                (&bt, &bv, pb),
+                order,
+                options,
+                hint,
+                traced,
+            )
         }
     }
+}
+
+/// `hint` with its guides resolved from its trace for the sorted samples `xs`, `ys`, whose
+/// values in time order are `x` and `y`: the traced samples must be a prefix of them, and
+/// the points added since few (a window that grew by an interval); otherwise the trace is
+/// not used.
+fn resolve_guides(
+    hint: Option<ShiftHint>,
+    (xs, ys): (&[f64], &[f64]),
+    (x, y): (&[f64], &[f64]),
+) -> Option<ShiftHint> {
+    let mut h = hint?;
+    let Some(tr) = h.trace else {
+        return Some(h);
+    };
+    let (n, m) = (xs.len(), ys.len());
+    let grown = tr.n > 0 && tr.m > 0 && tr.n <= n && tr.m <= m;
+    if grown && x.len() == n && y.len() == m && (n - tr.n) + (m - tr.m) <= (n + m) / 4 {
+        let (new_x, new_y) = (&x[tr.n..], &y[tr.m..]);
+        let guide =
+            |a: &Option<Anchor>| a.map(|a| grown_guide(&a, (tr.n, tr.m), xs, ys, new_x, new_y));
+        h.guides = [guide(&tr.estimate), guide(&tr.ci[0]), guide(&tr.ci[1])];
+    }
+    Some(h)
 }
 
 /// The values of `v` in the order `order`.
@@ -178,6 +233,7 @@ fn assume_sorted(
     order: [&[u32]; 2],
     options: &MetricOptions,
     hint: Option<ShiftHint>,
+    traced: &Cell<Option<ShiftTrace>>,
 ) -> MetricResult {
     let result = initial_result(options, canary.len(), baseline.len());
     if let Err(e) = options.validate() {
@@ -186,9 +242,12 @@ fn assume_sorted(
         return result;
     }
     let (xs, ys) = (gather(canary, order[0]), gather(baseline, order[1]));
+    let hint = resolve_guides(hint, (&xs, &ys), (canary, baseline));
     let compare = |_: &[f64], _: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         validate_options(o)?;
-        Ok(compare_sorted_given(&xs, &ys, o, None, hint.as_ref()))
+        let (comparison, trace) = compare_sorted_given(&xs, &ys, o, None, hint.as_ref());
+        traced.set(Some(trace));
+        Ok(comparison)
     };
     judge_preprocessed(
         result,
@@ -210,6 +269,7 @@ fn auto(
     order: [Option<&[u32]>; 2],
     options: &MetricOptions,
     hint: Option<ShiftHint>,
+    traced: &Cell<Option<ShiftTrace>>,
 ) -> MetricResult {
     let (ct, cv, pc) = c;
     let (bt, bv, pb) = b;
@@ -217,12 +277,14 @@ fn auto(
     // Sorted copies, once, for the selection, the placements and the effect sizes.
     let xs = order[0].map_or_else(|| sorted_copy(cv), |o| gather(cv, o));
     let ys = order[1].map_or_else(|| sorted_copy(bv), |o| gather(bv, o));
+    let hint = resolve_guides(hint, (&xs, &ys), (cv, bv));
     let compare = |x: &[f64], y: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         // `x` and `y` are `cv` and `bv`: judge_preprocessed passes them through.
         if x.iter().chain(y).any(|v| !v.is_finite()) || x.is_empty() || y.is_empty() {
             return compare_with(x, y, o);
         }
-        let hl = crate::shift::hodges_lehmann_hinted(&xs, &ys, hint.map(|h| h.estimate));
+        let guide = hint.map(|h| h.guide(0));
+        let (hl, estimate_anchor) = crate::shift::hodges_lehmann_guided(&xs, &ys, guide);
         let sorted = Sorted {
             order,
             values: Some([&xs, &ys]),
@@ -234,13 +296,13 @@ fn auto(
             ..*o
         };
         validate_options(&inflated)?;
-        Ok(compare_sorted_given(
-            &xs,
-            &ys,
-            &inflated,
-            Some(hl),
-            hint.as_ref(),
-        ))
+        let (comparison, trace) =
+            compare_sorted_given(&xs, &ys, &inflated, Some(hl), hint.as_ref());
+        traced.set(Some(ShiftTrace {
+            estimate: estimate_anchor,
+            ..trace
+        }));
+        Ok(comparison)
     };
     let sorted = Some([xs.as_slice(), ys.as_slice()]);
     let mut result = judge_preprocessed(result, cv, bv, [pc, pb], sorted, options, compare);

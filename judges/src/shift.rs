@@ -248,10 +248,26 @@ pub fn hodges_lehmann(x_sorted: &[f64], y_sorted: &[f64]) -> f64 {
 /// [`hodges_lehmann`], with a guess of the estimate (an earlier, similar comparison's): the
 /// same result, found with fewer passes when the guess is close.
 pub fn hodges_lehmann_hinted(x_sorted: &[f64], y_sorted: &[f64], hint: Option<f64>) -> f64 {
+    let guide = hint.map(|value| Guide { value, at: None });
+    hodges_lehmann_guided(x_sorted, y_sorted, guide).0
+}
+
+/// [`hodges_lehmann`] from a [`Guide`] to the lower median: the estimate, and where the lower
+/// median landed when the fast path found it.
+pub(crate) fn hodges_lehmann_guided(
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    guide: Option<Guide>,
+) -> (f64, Option<Anchor>) {
     let total = x_sorted.len() as u128 * y_sorted.len() as u128;
     let (a, b) = median_ranks(total);
-    let v = select_ranks_hinted(x_sorted, y_sorted, &[a, b], &[hint, hint]);
-    midpoint(v[0], v[1])
+    let (v, slopes) = select_guided(x_sorted, y_sorted, &[a, b], &[guide, guide]);
+    let anchor = slopes[0].map(|slope| Anchor {
+        value: v[0],
+        rank: a,
+        slope,
+    });
+    (midpoint(v[0], v[1]), anchor)
 }
 
 /// Where an earlier, similar comparison's selections landed (the previous interval of a
@@ -261,6 +277,92 @@ pub fn hodges_lehmann_hinted(x_sorted: &[f64], y_sorted: &[f64], hint: Option<f6
 pub struct ShiftHint {
     pub estimate: f64,
     pub ci: [f64; 2],
+    /// The earlier comparison's [`ShiftTrace`], when its samples are a prefix (in time) of
+    /// these: then the ranks of its selections among the current differences follow from the
+    /// points added since, and the first counting passes are skipped.
+    pub trace: Option<ShiftTrace>,
+    /// Guides resolved for the current samples, `[estimate, ci lo, ci hi]` (filled by the
+    /// series layer from `trace`; [`None`] where unknown).
+    pub guides: [Option<Guide>; 3],
+}
+
+impl ShiftHint {
+    /// A hint from an earlier comparison's estimate and interval alone.
+    pub fn new(estimate: f64, ci: [f64; 2]) -> ShiftHint {
+        ShiftHint {
+            estimate,
+            ci,
+            trace: None,
+            guides: [None; 3],
+        }
+    }
+
+    /// The guide for the `i`-th selection (`0` the estimate, `1`, `2` the interval ends): the
+    /// resolved one, or the earlier value alone.
+    pub(crate) fn guide(&self, i: usize) -> Guide {
+        self.guides[i].unwrap_or(Guide {
+            value: [self.estimate, self.ci[0], self.ci[1]][i],
+            at: None,
+        })
+    }
+}
+
+/// Where one selected order statistic of the differences landed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub value: f64,
+    /// Its rank (1-based) among the n·m differences.
+    pub rank: u128,
+    /// The local slope of the differences there: value per rank.
+    pub slope: f64,
+}
+
+/// What a shift selection leaves for the next comparison of a larger window of the same two
+/// series: the sample sizes, and where the estimate's lower median and the interval's ends
+/// landed (those found by the fast path).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ShiftTrace {
+    pub n: usize,
+    pub m: usize,
+    pub estimate: Option<Anchor>,
+    pub ci: [Option<Anchor>; 2],
+}
+
+/// The guide for an anchor of samples `x_sorted`, `y_sorted` that grew from the anchor's
+/// `n0 × m0` by the points `new_x` and `new_y` (both included in the sorted samples): its
+/// value, its rank now (the old rank plus the new pairs at or below it) and its slope
+/// scaled to the larger matrix.
+pub fn grown_guide(
+    anchor: &Anchor,
+    (n0, m0): (usize, usize),
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    new_x: &[f64],
+    new_y: &[f64],
+) -> Guide {
+    let v = anchor.value;
+    let m = y_sorted.len();
+    // New canary values against every baseline value: fl(x − y) ≤ v for a suffix of y.
+    let with_x: u128 = new_x
+        .iter()
+        .map(|&x| (m - y_sorted.partition_point(|&y| x - y > v)) as u128)
+        .sum();
+    // New baseline values against every canary value: a prefix of x; less the new × new
+    // pairs, counted above.
+    let with_y: u128 = new_y
+        .iter()
+        .map(|&y| x_sorted.partition_point(|&x| x - y <= v) as u128)
+        .sum();
+    let both: u128 = new_x
+        .iter()
+        .map(|&x| new_y.iter().filter(|&&y| x - y <= v).count() as u128)
+        .sum();
+    let rank = (anchor.rank + with_x + with_y).saturating_sub(both);
+    let grown = (x_sorted.len() as f64 * m as f64) / (n0 as f64 * m0 as f64);
+    Guide {
+        value: v,
+        at: Some((rank as f64, anchor.slope / grown)),
+    }
 }
 
 fn midpoint(a: f64, b: f64) -> f64 {
@@ -364,6 +466,7 @@ pub fn shift_normal(
         None,
         None,
     )
+    .0
 }
 
 /// [`shift_normal`], with `estimate` the samples' [`hodges_lehmann`] estimate when the caller
@@ -376,7 +479,7 @@ pub(crate) fn shift_normal_given(
     variance_inflation: f64,
     estimate: Option<f64>,
     hint: Option<&ShiftHint>,
-) -> ShiftEstimate {
+) -> (ShiftEstimate, ShiftTrace) {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     let total = n as u128 * m as u128;
     let z_hi = two_sided_z(confidence);
@@ -434,39 +537,58 @@ pub(crate) fn shift_normal_given(
     };
     let ends = [root(z_hi), root(z_lo)];
     let (a, b) = median_ranks(total);
-    let (mut ranks, mut hints) = match estimate {
+    let (mut ranks, mut guides) = match estimate {
         Some(_) => (Vec::new(), Vec::new()),
         None => {
-            let h = hint.map(|h| h.estimate);
-            (vec![a, b], vec![h, h])
+            let g = hint.map(|h| h.guide(0));
+            (vec![a, b], vec![g, g])
         }
     };
     for (side, e) in ends.iter().enumerate() {
         if let End::Rank(k) = e {
             ranks.push(*k);
-            hints.push(hint.map(|h| h.ci[side]));
+            guides.push(hint.map(|h| h.guide(1 + side)));
         }
     }
-    let v = if ranks.is_empty() {
-        Vec::new()
+    let (v, slopes) = if ranks.is_empty() {
+        (Vec::new(), Vec::new())
     } else {
-        select_ranks_hinted(x_sorted, y_sorted, &ranks, &hints)
+        select_guided(x_sorted, y_sorted, &ranks, &guides)
+    };
+    let anchor = |i: usize| {
+        slopes[i].map(|slope| Anchor {
+            value: v[i],
+            rank: ranks[i],
+            slope,
+        })
+    };
+    let mut trace = ShiftTrace {
+        n,
+        m,
+        ..ShiftTrace::default()
     };
     let mut next = if estimate.is_some() { 0 } else { 2 };
+    if estimate.is_none() {
+        trace.estimate = anchor(0);
+    }
     let mut ci = [0.0; 2];
-    for (slot, e) in ci.iter_mut().zip(&ends) {
+    for ((slot, e), end) in ci.iter_mut().zip(&ends).zip(&mut trace.ci) {
         *slot = match e {
             End::Value(d) => *d,
             End::Rank(_) => {
                 next += 1;
+                *end = anchor(next - 1);
                 v[next - 1]
             }
         };
     }
-    ShiftEstimate {
-        estimate: estimate.unwrap_or_else(|| midpoint(v[0], v[1])),
-        ci,
-    }
+    (
+        ShiftEstimate {
+            estimate: estimate.unwrap_or_else(|| midpoint(v[0], v[1])),
+            ci,
+        },
+        trace,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -729,6 +851,32 @@ pub fn select_ranks_hinted(
     ranks: &[u128],
     hints: &[Option<f64>],
 ) -> Vec<f64> {
+    let guides: Vec<Option<Guide>> = hints
+        .iter()
+        .map(|h| h.map(|value| Guide { value, at: None }))
+        .collect();
+    select_guided(x_sorted, y_sorted, ranks, &guides).0
+}
+
+/// A guess of where one order statistic of the differences lies: its value and, when known,
+/// its rank among the current differences (1-based, approximate) and the local slope (value
+/// per rank). With the rank the first counting pass is skipped: the bracket is placed from
+/// it. A wrong guess costs passes, never exactness: every answer is read from a bracket
+/// whose counts were taken exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guide {
+    pub value: f64,
+    pub at: Option<(f64, f64)>,
+}
+
+/// [`select_ranks_hinted`] with [`Guide`]s: the values of `ranks`, and for each the local
+/// slope (value per rank) of the bracket it was selected from, when the fast path found it.
+pub fn select_guided(
+    x_sorted: &[f64],
+    y_sorted: &[f64],
+    ranks: &[u128],
+    guides: &[Option<Guide>],
+) -> (Vec<f64>, Vec<Option<f64>>) {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     assert!(n > 0 && m > 0, "select_ranks needs two non-empty samples");
     let total = n as u128 * m as u128;
@@ -738,38 +886,46 @@ pub fn select_ranks_hinted(
     );
     // The passes walk the rows of the first sample; fewer, longer rows are cheaper. Since
     // fl(y − x) = −fl(x − y) exactly, the k-th smallest x − y is minus the (N+1−k)-th
-    // smallest y − x.
+    // smallest y − x (and a rank r guessed for value v becomes N + 1 − r for −v).
     let swap = n > m;
-    // (rank, hint) in the walked orientation, sorted by rank, one per rank (a hint kept).
-    let mut wanted: Vec<(u128, Option<f64>)> = ranks
+    // (rank, guide) in the walked orientation, sorted by rank, one per rank (a guide kept).
+    let mut wanted: Vec<(u128, Option<Guide>)> = ranks
         .iter()
         .enumerate()
         .map(|(i, &k)| {
-            let h = hints.get(i).copied().flatten().filter(|h| h.is_finite());
+            let g = guides
+                .get(i)
+                .copied()
+                .flatten()
+                .filter(|g| g.value.is_finite());
             if swap {
-                (total + 1 - k, h.map(|h| -h))
+                let g = g.map(|g| Guide {
+                    value: -g.value,
+                    at: g.at.map(|(r, slope)| (total as f64 + 1.0 - r, slope)),
+                });
+                (total + 1 - k, g)
             } else {
-                (k, h)
+                (k, g)
             }
         })
         .collect();
     wanted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.is_some().cmp(&a.1.is_some())));
     wanted.dedup_by_key(|w| w.0);
     let uniq: Vec<u128> = wanted.iter().map(|w| w.0).collect();
-    let uniq_hints: Vec<Option<f64>> = wanted.iter().map(|w| w.1).collect();
-    let values = if swap {
-        Selector::new(y_sorted, x_sorted).run(&uniq, &uniq_hints)
+    let uniq_guides: Vec<Option<Guide>> = wanted.iter().map(|w| w.1).collect();
+    let (values, slopes) = if swap {
+        Selector::new(y_sorted, x_sorted).run(&uniq, &uniq_guides)
     } else {
-        Selector::new(x_sorted, y_sorted).run(&uniq, &uniq_hints)
+        Selector::new(x_sorted, y_sorted).run(&uniq, &uniq_guides)
     };
     ranks
         .iter()
         .map(|&k| {
             let k = if swap { total + 1 - k } else { k };
-            let v = values[uniq.binary_search(&k).expect("rank present")];
-            if swap { -v } else { v }
+            let i = uniq.binary_search(&k).expect("rank present");
+            (if swap { -values[i] } else { values[i] }, slopes[i])
         })
-        .collect()
+        .unzip()
 }
 
 struct Selector<'a> {
@@ -808,7 +964,7 @@ impl<'a> Selector<'a> {
 
     /// Sorted distinct `ranks` (with a guess of each one's value, or `None`) in, their values
     /// out.
-    fn run(mut self, ranks: &[u128], hints: &[Option<f64>]) -> Vec<f64> {
+    fn run(mut self, ranks: &[u128], guides: &[Option<Guide>]) -> (Vec<f64>, Vec<Option<f64>>) {
         let (x, y) = (self.x, self.y);
         let (n, m) = (x.len(), y.len());
 
@@ -819,7 +975,10 @@ impl<'a> Selector<'a> {
             }
             let idx: Vec<usize> = ranks.iter().map(|&k| (k - 1) as usize).collect();
             select_many(&mut all, &idx);
-            return idx.iter().map(|&i| all[i]).collect();
+            return (
+                idx.iter().map(|&i| all[i]).collect(),
+                vec![None; ranks.len()],
+            );
         }
 
         // Initial knots: just below the smallest difference (count 0) and the largest (N).
@@ -846,8 +1005,8 @@ impl<'a> Selector<'a> {
             self.knots[0].c = self.total;
         }
 
-        if let Some(values) = self.guess_and_check(ranks, hints) {
-            return values;
+        if let Some(found) = self.guess_and_check(ranks, guides) {
+            return found;
         }
 
         let mut out: Vec<Option<f64>> = vec![None; ranks.len()];
@@ -875,9 +1034,11 @@ impl<'a> Selector<'a> {
             }
             pools = self.pass(&requests, &extra);
         }
-        out.into_iter()
+        let values = out
+            .into_iter()
             .map(|v| v.expect("every rank resolved"))
-            .collect()
+            .collect();
+        (values, vec![None; ranks.len()])
     }
 
     /// Answers what the knots and complete pools decide; returns the other ranks grouped by
@@ -1150,7 +1311,11 @@ impl<'a> Selector<'a> {
     /// inside. When every rank of the group lies in its bracket and the bracket was
     /// gathered whole, the ranks are selected there: exact, like every other path.
     /// Otherwise `None` (the counts are kept as knots) and the general rounds take over.
-    fn guess_and_check(&mut self, ranks: &[u128], hints: &[Option<f64>]) -> Option<Vec<f64>> {
+    fn guess_and_check(
+        &mut self,
+        ranks: &[u128],
+        guides: &[Option<Guide>],
+    ) -> Option<(Vec<f64>, Vec<Option<f64>>)> {
         let (x, y) = (self.x, self.y);
         let (n, m) = (x.len(), y.len());
         let total = self.total;
@@ -1207,17 +1372,35 @@ impl<'a> Selector<'a> {
                 let (a, b) = (j.saturating_sub(h), (j + h).min(s - 1));
                 // A caller's guess of the group's value (an earlier interval's) is usually far
                 // closer than the lattice's; the lattice still gives the slope.
-                let hinted = hints[g.0..=g.1]
+                let guide = guides[g.0..=g.1]
                     .iter()
                     .flatten()
                     .copied()
-                    .find(|h| h.is_finite());
-                Guess {
-                    t: hinted.map_or(lattice[j], clamp),
-                    slope: (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64),
-                    last: None,
-                    secant: false,
-                    done: false,
+                    .find(|h| h.value.is_finite());
+                let lattice_slope =
+                    (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64);
+                match guide.and_then(|h| h.at.map(|at| (h.value, at))) {
+                    // Where the guide's value ranks is known: the bracket is placed from it
+                    // by the guide's slope, with no counting pass.
+                    Some((value, (rank, slope)))
+                        if slope > 0.0 && slope.is_finite() && rank.is_finite() =>
+                    {
+                        let miss = centre(g) as f64 - rank;
+                        Guess {
+                            t: clamp(clamp(value) + miss * slope),
+                            slope,
+                            last: None,
+                            secant: true,
+                            done: true,
+                        }
+                    }
+                    _ => Guess {
+                        t: guide.map_or(lattice[j], |h| clamp(h.value)),
+                        slope: lattice_slope,
+                        last: None,
+                        secant: false,
+                        done: false,
+                    },
                 }
             })
             .collect();
@@ -1258,6 +1441,7 @@ impl<'a> Selector<'a> {
         }
         let cap = 16 * GUESS_HALF_WIDTH as usize + self.limit as usize;
         let mut out = vec![0.0; ranks.len()];
+        let mut slopes = vec![None; ranks.len()];
         for (g, grp) in guesses.iter().zip(&groups) {
             let members = &ranks[grp.0..=grp.1];
             let ranks_wide = (2 * half + (ranks[grp.1] - ranks[grp.0]) / 2) as f64;
@@ -1278,7 +1462,7 @@ impl<'a> Selector<'a> {
                     return None;
                 }
                 if c_lo < members[0] && members[members.len() - 1] <= c_hi {
-                    gathered = Some((c_lo, vals));
+                    gathered = Some((c_lo, vals, (hi - lo) / (c_hi - c_lo).max(1) as f64));
                     break;
                 }
                 let local = (hi - lo) / (c_hi - c_lo).max(1) as f64;
@@ -1293,14 +1477,16 @@ impl<'a> Selector<'a> {
                 };
                 slope = local;
             }
-            let (c_lo, mut vals) = gathered?;
+            let (c_lo, mut vals, local) = gathered?;
             let idx: Vec<usize> = members.iter().map(|&k| (k - c_lo - 1) as usize).collect();
             select_many(&mut vals, &idx);
             for (slot, &i) in out[grp.0..=grp.1].iter_mut().zip(&idx) {
                 *slot = vals[i];
             }
+            let local = Some(local).filter(|l| *l > 0.0 && l.is_finite());
+            slopes[grp.0..=grp.1].fill(local);
         }
-        Some(out)
+        Some((out, slopes))
     }
 
     /// A lattice sample of the whole n×m matrix of differences (no pass over the data).

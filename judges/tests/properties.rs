@@ -6,8 +6,8 @@
 
 use fledge_judges::compare::{compare_with, sorted_copy};
 use fledge_judges::shift::{
-    count_le, hodges_lehmann, hodges_lehmann_hinted, median_ranks, select_ranks,
-    select_ranks_hinted,
+    Anchor, Guide, count_le, grown_guide, hodges_lehmann, hodges_lehmann_hinted, median_ranks,
+    select_guided, select_ranks, select_ranks_hinted,
 };
 use fledge_judges::{CompareOptions, Comparison, compare};
 use proptest::prelude::*;
@@ -229,5 +229,60 @@ proptest! {
         let guess = hints.first().copied().flatten();
         prop_assert_eq!(hodges_lehmann_hinted(&xs, &ys, guess), hodges_lehmann(&xs, &ys));
         prop_assert!((hodges_lehmann(&xs, &ys) - hl).abs() <= 1e-9 * hl.abs().max(1.0));
+    }
+
+    /// Guides that say where a value ranks (right, off by much, or nonsense) place the first
+    /// bracket without a count; the values found are still exactly the asked order statistics.
+    #[test]
+    fn guided_selection_matches_brute_force(
+        x in prop::collection::vec(-1e3f64..1e3, 70..200),
+        y in prop::collection::vec(-1e3f64..1e3, 70..200),
+        picks in prop::collection::vec(0.0f64..1.0, 1..4),
+        rank_error in -20_000.0f64..20_000.0,
+        slope_factor in prop_oneof![Just(1.0), 0.01f64..100.0, Just(-1.0), Just(f64::NAN)],
+    ) {
+        let (xs, ys) = (sorted_copy(&x), sorted_copy(&y));
+        let d = brute_sorted_diffs(&xs, &ys);
+        let total = d.len() as u128;
+        let ranks: Vec<u128> = picks.iter().map(|p| 1 + (p * d.len() as f64) as u128 % total).collect();
+        let slope = (d[d.len() - 1] - d[0]) / total as f64 * slope_factor;
+        let guides: Vec<Option<Guide>> = ranks
+            .iter()
+            .map(|&k| {
+                let v = d[(k - 1) as usize];
+                Some(Guide { value: v, at: Some((k as f64 + rank_error, slope)) })
+            })
+            .collect();
+        let (got, slopes) = select_guided(&xs, &ys, &ranks, &guides);
+        prop_assert_eq!(slopes.len(), ranks.len());
+        for (k, g) in ranks.iter().zip(&got) {
+            prop_assert!(*g == d[(*k - 1) as usize], "rank {}: {} vs {}", k, g, d[(*k - 1) as usize]);
+        }
+    }
+
+    /// An anchor of a prefix of two series, grown by the points added since, ranks the
+    /// anchor's value among the grown samples' differences exactly as counting them does
+    /// (tie-free values, so the old rank is the old count).
+    #[test]
+    fn grown_guides_rank_like_a_count(
+        x in prop::collection::vec(-1e3f64..1e3, 40..120),
+        y in prop::collection::vec(-1e3f64..1e3, 40..120),
+        cut in 0.5f64..1.0,
+        pick in 0.0f64..1.0,
+    ) {
+        let (n0, m0) = (((x.len() as f64) * cut) as usize, ((y.len() as f64) * cut) as usize);
+        let (xs0, ys0) = (sorted_copy(&x[..n0]), sorted_copy(&y[..m0]));
+        let d0 = brute_sorted_diffs(&xs0, &ys0);
+        let k0 = 1 + ((pick * d0.len() as f64) as usize).min(d0.len() - 1);
+        let value = d0[k0 - 1];
+        // Tie-free at the anchor: its rank is its count.
+        prop_assume!(count_le(&xs0, &ys0, value) == k0 as u128);
+        let anchor = Anchor { value, rank: k0 as u128, slope: 1.0 };
+        let (xs, ys) = (sorted_copy(&x), sorted_copy(&y));
+        let g = grown_guide(&anchor, (n0, m0), &xs, &ys, &x[n0..], &y[m0..]);
+        let (rank, slope) = g.at.expect("a grown guide knows its rank");
+        prop_assert_eq!(rank, count_le(&xs, &ys, value) as f64);
+        let grown = (x.len() * y.len()) as f64 / (n0 * m0) as f64;
+        prop_assert!((slope - 1.0 / grown).abs() < 1e-12);
     }
 }
