@@ -36,9 +36,9 @@ pub struct MetricInput<'a> {
 }
 
 impl<'a> MetricInput<'a> {
-    /// Where `metric`'s shift selections landed in the prior interval.
-    /// The prior interval's selection trace is passed on when its windows start where this
-    /// interval's do (a growing window): its samples are then a prefix of these.
+    /// Where `metric`'s shift selections landed in the prior interval. Its selection trace
+    /// is passed on only when its windows start where this interval's do (a growing
+    /// window): its samples are then a prefix of these.
     pub fn hint(&self, metric: &str) -> Option<ShiftHint> {
         let prior = self.prior?;
         let report = prior.metrics.iter().find(|m| m.name == metric)?;

@@ -962,8 +962,8 @@ impl<'a> Selector<'a> {
         }
     }
 
-    /// Sorted distinct `ranks` (with a guess of each one's value, or `None`) in, their values
-    /// out.
+    /// Sorted distinct `ranks` (with a guide to each one, or `None`) in; their values out, and
+    /// each one's local slope where the fast path found it.
     fn run(mut self, ranks: &[u128], guides: &[Option<Guide>]) -> (Vec<f64>, Vec<Option<f64>>) {
         let (x, y) = (self.x, self.y);
         let (n, m) = (x.len(), y.len());
@@ -1311,6 +1311,8 @@ impl<'a> Selector<'a> {
     /// inside. When every rank of the group lies in its bracket and the bracket was
     /// gathered whole, the ranks are selected there: exact, like every other path.
     /// Otherwise `None` (the counts are kept as knots) and the general rounds take over.
+    /// A group whose [`Guide`] knows its value's rank and slope skips the secant steps: its
+    /// bracket is placed from them, with no count.
     fn guess_and_check(
         &mut self,
         ranks: &[u128],
