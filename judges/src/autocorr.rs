@@ -99,9 +99,10 @@
 //!
 //! The lag sums `Σ z_i z_{i+k}` that the initial monotone sequence and the shared-load test
 //! read are summed directly for the first lags and, once more are needed, all at once from
-//! one FFT (`rustfft`'s scalar planner, the same bits on every machine): O(n log n) per
-//! window instead of O(n) per lag. They equal the direct sums up to rounding (about 10⁻¹⁴ of
-//! `Σ z²`); a sum whose sign decides where a sequence stops and that lies within 10⁻⁹ of
+//! one FFT (`rustfft`'s planner, which uses the processor's vector instructions, AVX or
+//! NEON, where it has them): O(n log n) per window instead of O(n) per lag. They equal the
+//! direct sums up to rounding (about 10⁻¹⁴ of `Σ z²`; the bits may differ between machines
+//! with and without AVX, by that much); a sum whose sign decides where a sequence stops and that lies within 10⁻⁹ of
 //! `Σ z²` of 0 is summed directly first, so the stopping lags are those of the direct sums.
 //! The two cohorts' series share one transform (one as the real part, one as the imaginary).
 //! The Bartlett kernel stays a direct sum over its bandwidth: on evenly spaced time stamps as
@@ -887,6 +888,11 @@ pub(crate) fn mann_whitney_inflation_sorted(
 /// caller may need computed at once by FFT (O(n log n) instead of O(n) per lag).
 const DIRECT_LAGS: usize = 16;
 
+/// [`LagSums`] asked for this lag looks back at the one before it ([`LagSums::persistent`]).
+const PERSISTENT_AT: usize = 4;
+/// An autocorrelation at lag [`PERSISTENT_AT`] − 1 above this marks a persistent series.
+const PERSISTENT_RHO: f64 = 0.5;
+
 /// An FFT value whose magnitude is below this fraction of `Σ z²` is recomputed directly
 /// before its sign decides anything. The FFT's rounding error is of order `ε log₂ N Σ z²`
 /// (about 10⁻¹⁴ of it here), so every sign test sees the same sign as the direct sum would.
@@ -916,10 +922,10 @@ fn lag_sum(z: &[f64], k: usize) -> f64 {
 }
 
 thread_local! {
-    /// FFT plans by size. Plans are pure functions of the size; caching them only saves
-    /// their set-up. The scalar planner gives the same bits on every x86-64 and ARM machine.
-    static PLANNER: std::cell::RefCell<rustfft::FftPlannerScalar<f64>> =
-        std::cell::RefCell::new(rustfft::FftPlannerScalar::new());
+    /// FFT plans by size. Plans are pure functions of the size (and of the processor's
+    /// instruction set); caching them only saves their set-up.
+    static PLANNER: std::cell::RefCell<rustfft::FftPlanner<f64>> =
+        std::cell::RefCell::new(rustfft::FftPlanner::new());
 }
 
 /// The lag sums `γ_k = Σ_{i < n − k} z_i z_{i+k}` for `k = 0..=max_lag` of `a` and of `b`
@@ -1004,7 +1010,9 @@ impl<'a> LagSums<'a> {
 
     /// `(γ_a(k), γ_b(k))`, `k ≤ max_lag`.
     fn get(&mut self, k: usize) -> (f64, f64) {
-        if k < DIRECT_LAGS || k > self.max_lag {
+        let direct =
+            k < PERSISTENT_AT || (k < DIRECT_LAGS && self.fft.is_none() && !self.persistent(k));
+        if direct || k > self.max_lag {
             return (lag_sum(self.a, k), lag_sum(self.b, k));
         }
         let (fa, fb) = self
@@ -1013,9 +1021,24 @@ impl<'a> LagSums<'a> {
         (fa[k], fb[k])
     }
 
+    /// Whether, asked for lag `k` = [`PERSISTENT_AT`], every series still has an
+    /// autocorrelation above [`PERSISTENT_RHO`] there: a sequence that will most likely run
+    /// past [`DIRECT_LAGS`], so the FFT is taken at once instead of after the direct lags.
+    /// Either way the values agree up to rounding; this only saves direct passes.
+    fn persistent(&self, k: usize) -> bool {
+        k == PERSISTENT_AT
+            && self.max_lag >= DIRECT_LAGS
+            && [self.a, self.b].iter().all(|z| {
+                z.is_empty() || {
+                    let g0 = lag_sum(z, 0);
+                    g0 > 0.0 && lag_sum(z, k - 1) > PERSISTENT_RHO * g0
+                }
+            })
+    }
+
     /// Whether lag `k` came from the FFT (and may need [`lag_sum`] before a sign test).
     fn approximate(&self, k: usize) -> bool {
-        (DIRECT_LAGS..=self.max_lag).contains(&k)
+        self.fft.is_some() && (PERSISTENT_AT..=self.max_lag).contains(&k)
     }
 }
 
@@ -1369,6 +1392,19 @@ mod lag_sum_tests {
             } else {
                 assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
                 assert!(sums.approximate(k));
+            }
+        }
+        // A persistent series takes the FFT as soon as it shows its persistence.
+        let a = ar1(3, 500, 0.95);
+        let mut sums = LagSums::new(&a, &[], 125);
+        for k in 0..=125 {
+            let (g, _) = sums.get(k);
+            if k < PERSISTENT_AT {
+                assert_eq!(g, lag_sum(&a, k));
+                assert!(!sums.approximate(k));
+            } else {
+                assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
+                assert!(sums.approximate(k), "lag {k}");
             }
         }
         assert_eq!(sign_safe(1e-30, true, 1.0, || -1.0), -1.0);
