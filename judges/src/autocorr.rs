@@ -1382,29 +1382,20 @@ mod lag_sum_tests {
 
     #[test]
     fn lag_sums_are_direct_below_the_fft_lags() {
-        let a = ar1(3, 500, 0.7);
-        let mut sums = LagSums::new(&a, &[], 125);
-        for k in 0..=125 {
-            let (g, _) = sums.get(k);
-            if k < DIRECT_LAGS {
-                assert_eq!(g, lag_sum(&a, k));
-                assert!(!sums.approximate(k));
-            } else {
-                assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
-                assert!(sums.approximate(k));
-            }
-        }
-        // A persistent series takes the FFT as soon as it shows its persistence.
-        let a = ar1(3, 500, 0.95);
-        let mut sums = LagSums::new(&a, &[], 125);
-        for k in 0..=125 {
-            let (g, _) = sums.get(k);
-            if k < PERSISTENT_AT {
-                assert_eq!(g, lag_sum(&a, k));
-                assert!(!sums.approximate(k));
-            } else {
-                assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
-                assert!(sums.approximate(k), "lag {k}");
+        // A short-memory series is summed directly up to DIRECT_LAGS; a persistent one takes
+        // the FFT as soon as it shows its persistence.
+        for (rho, first_fft) in [(0.7, DIRECT_LAGS), (0.95, PERSISTENT_AT)] {
+            let a = ar1(3, 500, rho);
+            let mut sums = LagSums::new(&a, &[], 125);
+            for k in 0..=125 {
+                let (g, _) = sums.get(k);
+                if k < first_fft {
+                    assert_eq!(g, lag_sum(&a, k));
+                    assert!(!sums.approximate(k));
+                } else {
+                    assert!((g - lag_sum(&a, k)).abs() <= 1e-12 * lag_sum(&a, 0));
+                    assert!(sums.approximate(k), "rho {rho} lag {k}");
+                }
             }
         }
         assert_eq!(sign_safe(1e-30, true, 1.0, || -1.0), -1.0);
