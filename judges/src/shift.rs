@@ -126,9 +126,10 @@ fn count_le_runs(x_sorted: &[f64], y_sorted: &[f64], t: f64) -> u128 {
     c.iter().sum::<u128>() + rest
 }
 
-/// `(#{d ≤ lo}, #{d ≤ hi}, the differences in (lo, hi])` for `lo < hi`, with the rows cut
-/// into four runs walked together as in [`count_le_runs`]; `None` when more than `cap`
-/// differences lie in the range.
+/// `(#{d ≤ lo}, #{d ≤ hi}, the differences in (lo, hi])` for `lo < hi`; `None` when more
+/// than `cap` differences lie in the range. Each end's staircase (row by row, the first
+/// column whose difference is at most the end) is walked first ([`staircase`]); row i's
+/// differences in the range are then columns `hi_i..lo_i`, gathered only when they fit.
 fn gather_runs(
     x_sorted: &[f64],
     y_sorted: &[f64],
@@ -136,64 +137,59 @@ fn gather_runs(
     hi: f64,
     cap: usize,
 ) -> Option<(u128, u128, Vec<f64>)> {
-    const RUNS: usize = 4;
-    let (n, m) = (x_sorted.len(), y_sorted.len());
-    let runs = if n < 4 * RUNS { 1 } else { RUNS };
-    let len = n / runs;
-    let start = |r: usize, t: f64| {
-        let xi = x_sorted[r * len];
-        y_sorted.partition_point(|&yj| xi - yj > t)
-    };
-    /// One run's pointers, counts and gathered differences.
-    #[derive(Default)]
-    struct Run {
-        p_lo: usize,
-        p_hi: usize,
-        c_lo: u128,
-        c_hi: u128,
-        out: Vec<f64>,
-    }
-    let row = |run: &mut Run, xi: f64| {
-        run.p_hi = advance(y_sorted, run.p_hi, xi, hi);
-        run.p_lo = advance(y_sorted, run.p_lo, xi, lo);
-        run.c_hi += (m - run.p_hi) as u128;
-        run.c_lo += (m - run.p_lo) as u128;
-        run.out
-            .extend(y_sorted[run.p_hi..run.p_lo].iter().map(|&yj| xi - yj));
-    };
-    // Room for a typical bracket's share without regrowing (a guessed bracket holds about
-    // a sixth of `cap`; a huge `cap` means "no limit", not a size).
-    let mut state: [Run; RUNS] = std::array::from_fn(|_| Run {
-        out: Vec::with_capacity((cap / (4 * runs)).min(1 << 16) + 16),
-        ..Run::default()
-    });
-    for (r, run) in state.iter_mut().enumerate().take(runs) {
-        run.p_lo = start(r, lo);
-        run.p_hi = start(r, hi);
-    }
-    for i in 0..len {
-        for (r, run) in state.iter_mut().enumerate().take(runs) {
-            row(run, x_sorted[r * len + i]);
-        }
-        if i % 256 == 255 && state.iter().map(|r| r.out.len()).sum::<usize>() > cap {
-            return None;
-        }
-    }
-    // The rows after the last run's share continue its pointers.
-    for &xi in &x_sorted[runs * len..] {
-        row(&mut state[runs - 1], xi);
-    }
-    let total: usize = state.iter().map(|r| r.out.len()).sum();
-    if total > cap {
+    let n = x_sorted.len();
+    let (mut p_lo, mut p_hi) = (vec![0usize; n], vec![0usize; n]);
+    let c_lo = staircase(x_sorted, y_sorted, lo, &mut p_lo);
+    let c_hi = staircase(x_sorted, y_sorted, hi, &mut p_hi);
+    let inside = c_hi - c_lo;
+    if inside > cap as u128 {
         return None;
     }
-    let mut values = Vec::with_capacity(total);
-    for r in &state {
-        values.extend_from_slice(&r.out);
+    let mut values = vec![0.0; inside as usize];
+    let mut k = 0;
+    for ((&xi, &a), &b) in x_sorted.iter().zip(&p_hi).zip(&p_lo) {
+        for (v, &yj) in values[k..k + (b - a)].iter_mut().zip(&y_sorted[a..b]) {
+            *v = xi - yj;
+        }
+        k += b - a;
     }
-    let c_lo = state.iter().map(|r| r.c_lo).sum();
-    let c_hi = state.iter().map(|r| r.c_hi).sum();
     Some((c_lo, c_hi, values))
+}
+
+/// Row by row, the first column `p_i` with `fl(x_i − y_j) ≤ t` (written to `out[i]`), and
+/// the count of differences `≤ t`, `Σ (m − p_i)`. The rows are cut into four runs walked
+/// together, each run's pointer started by a binary search, so that the four pointer chains
+/// are independent and the processor overlaps them (as in [`count_le_runs`]).
+fn staircase(x_sorted: &[f64], y_sorted: &[f64], t: f64, out: &mut [usize]) -> u128 {
+    const RUNS: usize = 4;
+    let (n, m) = (x_sorted.len(), y_sorted.len());
+    assert_eq!(out.len(), n, "one pointer per row");
+    let len = n / RUNS;
+    let (x, y) = (x_sorted, y_sorted);
+    let mut p = [0usize; RUNS];
+    let mut c = [0u128; RUNS];
+    if len > 0 {
+        for (r, pr) in p.iter_mut().enumerate() {
+            let xi = x[r * len];
+            *pr = y.partition_point(|&yj| xi - yj > t);
+        }
+        for i in 0..len {
+            for r in 0..RUNS {
+                p[r] = advance(y, p[r], x[r * len + i], t);
+                c[r] += (m - p[r]) as u128;
+                out[r * len + i] = p[r];
+            }
+        }
+    }
+    // The rows after the last run's share continue its pointer.
+    let mut last = p[RUNS - 1];
+    let mut rest = 0u128;
+    for (&xi, o) in x[RUNS * len..].iter().zip(&mut out[RUNS * len..]) {
+        last = advance(y, last, xi, t);
+        *o = last;
+        rest += (m - last) as u128;
+    }
+    c.iter().sum::<u128>() + rest
 }
 
 /// The first `j ≥ p` with `fl(xi − y_j) ≤ t` (or `y.len()`), for ascending `y`.
@@ -1643,7 +1639,7 @@ mod tests {
     #[test]
     fn counting_in_runs_matches_count_le() {
         let mut s = 5;
-        for (n, m) in [(16, 3), (17, 40), (1000, 999), (4321, 100), (50, 5000)] {
+        for (n, m) in [(1, 4), (3, 7), (16, 3), (17, 40), (1000, 999), (4321, 100), (50, 5000)] {
             let x = sorted((0..n).map(|_| (lcg(&mut s) * 50.0).floor()).collect());
             let y = sorted((0..m).map(|_| (lcg(&mut s) * 50.0).floor()).collect());
             for t in [-100.0, -49.0, -3.5, 0.0, 0.5, 7.0, 49.0, 100.0] {
