@@ -100,10 +100,12 @@
 //! The lag sums `Σ z_i z_{i+k}` that the initial monotone sequence and the shared-load test
 //! read are summed directly for the first lags and, once more are needed, all at once from
 //! one FFT (`rustfft`'s planner, which uses the processor's vector instructions, AVX or
-//! NEON, where it has them): O(n log n) per window instead of O(n) per lag. They equal the
-//! direct sums up to rounding (about 10⁻¹⁴ of `Σ z²`; the bits may differ between machines
-//! with and without AVX, by that much); a sum whose sign decides where a sequence stops and that lies within 10⁻⁹ of
-//! `Σ z²` of 0 is summed directly first, so the stopping lags are those of the direct sums.
+//! NEON, where it has them): O(n log n) per window instead of O(n) per lag. A persistent
+//! series (lag-3 autocorrelation above 0.5) takes the FFT from lag 4 on. The FFT's sums equal
+//! the direct ones up to rounding (about 10⁻¹⁴ of `Σ z²`; the bits may differ by that much
+//! between machines with and without AVX); a sum whose sign decides where a sequence stops
+//! and that lies within 10⁻⁹ of `Σ z²` of 0 is summed directly first, so the stopping lags
+//! are those of the direct sums.
 //! The two cohorts' series share one transform (one as the real part, one as the imaginary).
 //! The Bartlett kernel stays a direct sum over its bandwidth: on evenly spaced time stamps as
 //! the weighted lag sums `Σ_{d<S} (1 − d/S) γ_d`, each one vectorised pass; with gaps, pair by

@@ -1639,7 +1639,16 @@ mod tests {
     #[test]
     fn counting_in_runs_matches_count_le() {
         let mut s = 5;
-        for (n, m) in [(1, 4), (3, 7), (16, 3), (17, 40), (1000, 999), (4321, 100), (50, 5000)] {
+        let sizes = [
+            (1, 4),
+            (3, 7),
+            (16, 3),
+            (17, 40),
+            (1000, 999),
+            (4321, 100),
+            (50, 5000),
+        ];
+        for (n, m) in sizes {
             let x = sorted((0..n).map(|_| (lcg(&mut s) * 50.0).floor()).collect());
             let y = sorted((0..m).map(|_| (lcg(&mut s) * 50.0).floor()).collect());
             for t in [-100.0, -49.0, -3.5, 0.0, 0.5, 7.0, 49.0, 100.0] {
