@@ -94,36 +94,10 @@ pub fn count_le(x_sorted: &[f64], y_sorted: &[f64], t: f64) -> u128 {
     c
 }
 
-/// [`count_le`] with the rows cut into four runs walked together: each run's pointer starts
-/// where a binary search puts it for the run's first row, so the four pointer chains are
-/// independent and the processor overlaps them. The same count.
+/// [`count_le`] with the rows cut into four runs walked together ([`staircase`]): the
+/// processor overlaps the four pointer chains. The same count.
 fn count_le_runs(x_sorted: &[f64], y_sorted: &[f64], t: f64) -> u128 {
-    const RUNS: usize = 4;
-    let (n, m) = (x_sorted.len(), y_sorted.len());
-    if n < 4 * RUNS {
-        return count_le(x_sorted, y_sorted, t);
-    }
-    let len = n / RUNS;
-    let mut p = [0usize; RUNS];
-    for (r, pr) in p.iter_mut().enumerate() {
-        let xi = x_sorted[r * len];
-        *pr = y_sorted.partition_point(|&yj| xi - yj > t);
-    }
-    let mut c = [0u128; RUNS];
-    for i in 0..len {
-        for r in 0..RUNS {
-            p[r] = advance(y_sorted, p[r], x_sorted[r * len + i], t);
-            c[r] += (m - p[r]) as u128;
-        }
-    }
-    // The rows after the last run's share continue its pointer.
-    let mut last = p[RUNS - 1];
-    let mut rest = 0u128;
-    for &xi in &x_sorted[RUNS * len..] {
-        last = advance(y_sorted, last, xi, t);
-        rest += (m - last) as u128;
-    }
-    c.iter().sum::<u128>() + rest
+    staircase(x_sorted, y_sorted, t, &mut vec![0; x_sorted.len()])
 }
 
 /// `(#{d ≤ lo}, #{d ≤ hi}, the differences in (lo, hi])` for `lo < hi`; `None` when more
@@ -159,7 +133,7 @@ fn gather_runs(
 /// Row by row, the first column `p_i` with `fl(x_i − y_j) ≤ t` (written to `out[i]`), and
 /// the count of differences `≤ t`, `Σ (m − p_i)`. The rows are cut into four runs walked
 /// together, each run's pointer started by a binary search, so that the four pointer chains
-/// are independent and the processor overlaps them (as in [`count_le_runs`]).
+/// are independent and the processor overlaps them.
 fn staircase(x_sorted: &[f64], y_sorted: &[f64], t: f64, out: &mut [usize]) -> u128 {
     const RUNS: usize = 4;
     let (n, m) = (x_sorted.len(), y_sorted.len());
