@@ -150,22 +150,28 @@ pub fn sorted_copy(sample: &[f64]) -> Vec<f64> {
 /// # Panics
 /// If a sample is empty.
 pub fn compare_sorted(x_sorted: &[f64], y_sorted: &[f64], options: &CompareOptions) -> Comparison {
-    compare_sorted_given(x_sorted, y_sorted, options, None, None).0
+    compare_sorted_given(x_sorted, y_sorted, options, None, None, None).0
 }
 
 /// [`compare_sorted`], with the Hodges–Lehmann estimate of the two samples already known
 /// ([`shift::hodges_lehmann`], the same bits) so that the normal branch does not select it
 /// again, and with guesses of where the selections land ([`shift::ShiftHint`]; the same
-/// result, in fewer passes when they are close).
+/// result, in fewer passes when they are close). `summary`, when given, is the samples'
+/// [`mann_whitney::rank_summary`] (the same value; it is then not merged again). The trace
+/// carries the summary on.
 pub(crate) fn compare_sorted_given(
     x_sorted: &[f64],
     y_sorted: &[f64],
     options: &CompareOptions,
     estimate: Option<f64>,
     hint: Option<&shift::ShiftHint>,
+    summary: Option<mann_whitney::RankSummary>,
 ) -> (Comparison, shift::ShiftTrace) {
     let (n, m) = (x_sorted.len(), y_sorted.len());
-    let summary = mann_whitney::rank_summary(x_sorted, y_sorted);
+    let summary = summary
+        .filter(|s| s.n == n && s.m == m)
+        .unwrap_or_else(|| mann_whitney::rank_summary(x_sorted, y_sorted));
+    debug_assert_eq!(summary, mann_whitney::rank_summary(x_sorted, y_sorted));
     let exact_dist = if n < 50 && m < 50 && !summary.has_ties && options.variance_inflation == 1.0 {
         mann_whitney::NullDistribution::new(n, m)
     } else {
@@ -203,6 +209,10 @@ pub(crate) fn compare_sorted_given(
         estimate: shift.estimate,
         ci: shift.ci,
         confidence: options.confidence,
+    };
+    let trace = shift::ShiftTrace {
+        ranks: Some(summary),
+        ..trace
     };
     (comparison, trace)
 }

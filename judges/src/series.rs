@@ -48,6 +48,7 @@ use crate::compare::{
     CompareOptions, Comparison, Method, compare_sorted_given, compare_with, sorted_copy,
     validate_options,
 };
+use crate::mann_whitney::{RankSummary, rank_summary_grown};
 use crate::paired::{PairedComparison, pair_by_time, paired_test};
 use crate::preprocess::{NanStrategy, Preprocessed, outlier_fences};
 use crate::score::{Scorecard, ScoredMetric, Verdict, score};
@@ -195,28 +196,79 @@ fn classify_series_inner(
     }
 }
 
-/// `hint` with its guides resolved from its trace for the sorted samples `xs`, `ys`, whose
-/// values in time order are `x` and `y`: the traced samples must be a prefix of them, and
-/// the points added since few (a window that grew by an interval); otherwise the trace is
-/// not used.
-fn resolve_guides(
+/// What an earlier interval's trace gives the comparison of the current samples.
+struct Resolved {
+    /// The hint, with its guides resolved where the trace allowed.
+    hint: Option<ShiftHint>,
+    /// The current samples' rank summary, grown from the trace's.
+    summary: Option<RankSummary>,
+    /// [`digest`]s of the current samples in time order, `[canary, baseline]`, for the next
+    /// interval's trace.
+    digest: [u64; 2],
+}
+
+/// `hint` resolved for the sorted samples `xs`, `ys`, whose values in time order are `x`
+/// and `y`. When the traced samples are a prefix of these and the points added since are few
+/// (a window that grew by an interval), the trace's anchors become guides; when the prefixes'
+/// digests also match the trace's, its rank summary is grown to these samples. Otherwise the
+/// trace is not used.
+fn resolve(
     hint: Option<ShiftHint>,
     (xs, ys): (&[f64], &[f64]),
     (x, y): (&[f64], &[f64]),
-) -> Option<ShiftHint> {
-    let mut h = hint?;
-    let Some(tr) = h.trace else {
-        return Some(h);
-    };
+) -> Resolved {
     let (n, m) = (xs.len(), ys.len());
+    let mut resolved = Resolved {
+        hint,
+        summary: None,
+        digest: [digest(DIGEST_SEED, x), digest(DIGEST_SEED, y)],
+    };
+    let Some(h) = resolved.hint.as_mut() else {
+        return resolved;
+    };
+    let Some(tr) = h.trace else {
+        return resolved;
+    };
     let grown = tr.n > 0 && tr.m > 0 && tr.n <= n && tr.m <= m;
-    if grown && x.len() == n && y.len() == m && (n - tr.n) + (m - tr.m) <= (n + m) / 4 {
-        let (new_x, new_y) = (&x[tr.n..], &y[tr.m..]);
-        let guide =
-            |a: &Option<Anchor>| a.map(|a| grown_guide(&a, (tr.n, tr.m), xs, ys, new_x, new_y));
-        h.guides = [guide(&tr.estimate), guide(&tr.ci[0]), guide(&tr.ci[1])];
+    if !(grown && x.len() == n && y.len() == m && (n - tr.n) + (m - tr.m) <= (n + m) / 4) {
+        return resolved;
     }
-    Some(h)
+    let (new_x, new_y) = (&x[tr.n..], &y[tr.m..]);
+    let guide = |a: &Option<Anchor>| a.map(|a| grown_guide(&a, (tr.n, tr.m), xs, ys, new_x, new_y));
+    h.guides = [guide(&tr.estimate), guide(&tr.ci[0]), guide(&tr.ci[1])];
+    // The summary is a result, not a guide: it is grown only from samples known to be these
+    // prefixes, and only while the new × new pairs stay few.
+    let prefix = [
+        digest(DIGEST_SEED, &x[..tr.n]),
+        digest(DIGEST_SEED, &y[..tr.m]),
+    ];
+    if let Some(prev) = tr.ranks {
+        if prefix == tr.digest
+            && (prev.n, prev.m) == (tr.n, tr.m)
+            && new_x.len() * new_y.len() <= n + m
+        {
+            resolved.summary = Some(rank_summary_grown(&prev, xs, ys, new_x, new_y));
+        }
+    }
+    resolved.digest = [digest(prefix[0], new_x), digest(prefix[1], new_y)];
+    resolved
+}
+
+/// Where [`digest`]s start.
+const DIGEST_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// A 64-bit digest of the multiset of the bits of `v`, continued from `state`: the wrapping
+/// sum of a bijective mix of each value's bits, so the digest of `a` then `b` is
+/// `digest(digest(seed, a), b)`, and a single changed value always changes it. Not
+/// cryptographic: it tells a window that grew from an earlier one from a window whose
+/// earlier points changed (a live source that re-read them), with a chance of about 2⁻⁶⁴
+/// of missing several changes at once. The terms are independent, so the sum runs at the
+/// processor's throughput, not at the latency of a chain.
+fn digest(state: u64, v: &[f64]) -> u64 {
+    v.iter().fold(state, |h, x| {
+        let b = x.to_bits();
+        h.wrapping_add((b ^ (b >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    })
 }
 
 /// The values of `v` in the order `order`.
@@ -242,11 +294,15 @@ fn assume_sorted(
         return result;
     }
     let (xs, ys) = (gather(canary, order[0]), gather(baseline, order[1]));
-    let hint = resolve_guides(hint, (&xs, &ys), (canary, baseline));
+    let resolved = resolve(hint, (&xs, &ys), (canary, baseline));
     let compare = |_: &[f64], _: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         validate_options(o)?;
-        let (comparison, trace) = compare_sorted_given(&xs, &ys, o, None, hint.as_ref());
-        traced.set(Some(trace));
+        let hint = resolved.hint.as_ref();
+        let (comparison, trace) = compare_sorted_given(&xs, &ys, o, None, hint, resolved.summary);
+        traced.set(Some(ShiftTrace {
+            digest: resolved.digest,
+            ..trace
+        }));
         Ok(comparison)
     };
     judge_preprocessed(
@@ -277,7 +333,8 @@ fn auto(
     // Sorted copies, once, for the selection, the placements and the effect sizes.
     let xs = order[0].map_or_else(|| sorted_copy(cv), |o| gather(cv, o));
     let ys = order[1].map_or_else(|| sorted_copy(bv), |o| gather(bv, o));
-    let hint = resolve_guides(hint, (&xs, &ys), (cv, bv));
+    let resolved = resolve(hint, (&xs, &ys), (cv, bv));
+    let hint = resolved.hint;
     let compare = |x: &[f64], y: &[f64], o: &CompareOptions| -> Result<Comparison, JudgeError> {
         // `x` and `y` are `cv` and `bv`: judge_preprocessed passes them through.
         if x.iter().chain(y).any(|v| !v.is_finite()) || x.is_empty() || y.is_empty() {
@@ -296,10 +353,17 @@ fn auto(
             ..*o
         };
         validate_options(&inflated)?;
-        let (comparison, trace) =
-            compare_sorted_given(&xs, &ys, &inflated, Some(hl), hint.as_ref());
+        let (comparison, trace) = compare_sorted_given(
+            &xs,
+            &ys,
+            &inflated,
+            Some(hl),
+            hint.as_ref(),
+            resolved.summary,
+        );
         traced.set(Some(ShiftTrace {
             estimate: estimate_anchor,
+            digest: resolved.digest,
             ..trace
         }));
         Ok(comparison)
@@ -595,6 +659,55 @@ mod tests {
         let mut o: Vec<u32> = (0..v.len() as u32).collect();
         o.sort_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]));
         o
+    }
+
+    #[test]
+    fn a_traced_growing_window_gives_the_fresh_result_and_a_changed_prefix_is_not_reused() {
+        // Tied values (rounded), so the rank summary has tie groups to grow.
+        let round =
+            |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|x| (x * 4.0).round()).collect() };
+        let (x, y) = (round(ar1(5, 900, 0.6, 0.3)), round(ar1(6, 900, 0.6, 0.0)));
+        let t = stamps(900);
+        for independence in [Independence::Assume, Independence::Auto] {
+            let o = opts(independence);
+            let judge = |x: &[f64], y: &[f64], hint: Option<ShiftHint>| {
+                let n = x.len();
+                let (ox, oy) = (order_of(x), order_of(y));
+                classify_series_traced(
+                    Series { t: &t[..n], v: x },
+                    Series { t: &t[..n], v: y },
+                    [Some(&ox), Some(&oy)],
+                    0,
+                    &o,
+                    hint,
+                )
+            };
+            let hint_of = |r: &MetricResult, trace: Option<ShiftTrace>| ShiftHint {
+                trace,
+                ..ShiftHint::new(r.estimate.unwrap(), r.ci.unwrap())
+            };
+            let (mut prev, mut trace) = judge(&x[..600], &y[..600], None);
+            for n in [630, 660, 690] {
+                let (fresh, _) = judge(&x[..n], &y[..n], None);
+                let (grown, next) = judge(&x[..n], &y[..n], Some(hint_of(&prev, trace)));
+                assert_eq!(grown, fresh, "{independence:?} n={n}");
+                let next = next.expect("a trace");
+                assert!(next.ranks.is_some() && next.digest != [0, 0]);
+                (prev, trace) = (grown, Some(next));
+            }
+            // The same sizes, but an early canary point changed (a source that re-read it):
+            // the trace's summary must not be grown, or U would be the old data's.
+            let mut changed = x[..720].to_vec();
+            changed[3] = 1e6;
+            let (fresh, _) = judge(&changed, &y[..720], None);
+            let (grown, _) = judge(&changed, &y[..720], Some(hint_of(&prev, trace)));
+            assert_eq!(grown, fresh, "{independence:?} changed prefix");
+            let (unchanged, _) = judge(&x[..720], &y[..720], None);
+            assert_ne!(
+                fresh.u, unchanged.u,
+                "the change must move U for this test to bite"
+            );
+        }
     }
 
     #[test]

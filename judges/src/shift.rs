@@ -70,7 +70,9 @@
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use crate::mann_whitney::{NullDistribution, rank_summary_shifted, tie_corrected_variance};
+use crate::mann_whitney::{
+    NullDistribution, RankSummary, rank_summary_shifted, tie_corrected_variance,
+};
 
 /// A shift estimate and its two-sided confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -287,15 +289,19 @@ pub struct Anchor {
     pub slope: f64,
 }
 
-/// What a shift selection leaves for the next comparison of a larger window of the same two
-/// series: the sample sizes, and where the estimate's lower median and the interval's ends
-/// landed (those found by the fast path).
+/// What a comparison leaves for the next comparison of a larger window of the same two
+/// series: the sample sizes, where the estimate's lower median and the interval's ends
+/// landed (those found by the fast path), the samples' rank summary, and digests of the two
+/// samples in time order (which tell whether a later window really grew from these).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ShiftTrace {
     pub n: usize,
     pub m: usize,
     pub estimate: Option<Anchor>,
     pub ci: [Option<Anchor>; 2],
+    pub ranks: Option<RankSummary>,
+    /// `[canary, baseline]`, set by the series layer (`0` where unknown).
+    pub digest: [u64; 2],
 }
 
 /// The guide for an anchor of samples `x_sorted`, `y_sorted` that grew from the anchor's
