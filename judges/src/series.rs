@@ -37,6 +37,7 @@
 //!   pass and never a false abort. A longer window settles it (a coarser step does not: fewer
 //!   points, each worth more, about the same n_eff).
 
+use std::borrow::Cow;
 use std::cell::Cell;
 
 use crate::autocorr::{Independence, Inflation, Sorted, mann_whitney_inflation_sorted};
@@ -585,12 +586,20 @@ pub fn score_with_evidence(
 }
 
 /// [`crate::preprocess::preprocess`] keeping each value's time stamp: the same values in the
-/// same order, and the same counts.
-fn preprocess_timed(
-    s: Series<'_>,
+/// same order, and the same counts. Borrowed when it changes nothing (finite values and no
+/// outlier removal, the common case), copied otherwise.
+fn preprocess_timed<'a>(
+    s: Series<'a>,
     nan: NanStrategy,
     outlier_factor: Option<f64>,
-) -> (Vec<i64>, Vec<f64>, Preprocessed) {
+) -> (Cow<'a, [i64]>, Cow<'a, [f64]>, Preprocessed) {
+    if outlier_factor.is_none() && s.v.iter().all(|v| v.is_finite()) {
+        return (
+            Cow::Borrowed(s.t),
+            Cow::Borrowed(s.v),
+            Preprocessed::default(),
+        );
+    }
     let mut counts = Preprocessed::default();
     let mut t = Vec::with_capacity(s.v.len());
     let mut v = Vec::with_capacity(s.v.len());
@@ -621,7 +630,7 @@ fn preprocess_timed(
         v.retain(|&x| !(x < lower || x > upper));
         counts.outliers_removed = before - v.len();
     }
-    (t, v, counts)
+    (Cow::Owned(t), Cow::Owned(v), counts)
 }
 
 #[cfg(test)]
@@ -979,16 +988,25 @@ mod tests {
             3.0,
         ];
         let t: Vec<i64> = (0..10).collect();
-        for nan in [NanStrategy::Remove, NanStrategy::Replace(2.0)] {
-            for k in [None, Some(3.0), Some(0.0)] {
-                let (tt, vv, c) = preprocess_timed(Series { t: &t, v: &v }, nan, k);
-                let (want, wc) = preprocess(&v, nan, k);
-                assert_eq!(vv, want);
-                assert_eq!(c, wc);
-                assert_eq!(tt.len(), vv.len());
-                for (ti, vi) in tt.iter().zip(&vv) {
-                    let orig = v[*ti as usize];
-                    assert!(orig == *vi || !orig.is_finite());
+        let finite: Vec<f64> = v
+            .iter()
+            .map(|x| if x.is_finite() { *x } else { 7.0 })
+            .collect();
+        for v in [&v[..], &finite[..]] {
+            for nan in [NanStrategy::Remove, NanStrategy::Replace(2.0)] {
+                for k in [None, Some(3.0), Some(0.0)] {
+                    let (tt, vv, c) = preprocess_timed(Series { t: &t, v }, nan, k);
+                    let (want, wc) = preprocess(v, nan, k);
+                    assert_eq!(*vv, want);
+                    assert_eq!(c, wc);
+                    assert_eq!(tt.len(), vv.len());
+                    for (ti, vi) in tt.iter().zip(vv.iter()) {
+                        let orig = v[*ti as usize];
+                        assert!(orig == *vi || !orig.is_finite());
+                    }
+                    // Nothing to change: the input itself, not a copy.
+                    let untouched = k.is_none() && v.iter().all(|x| x.is_finite());
+                    assert_eq!(matches!(vv, Cow::Borrowed(_)), untouched);
                 }
             }
         }
