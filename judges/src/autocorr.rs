@@ -235,7 +235,7 @@ impl Kernel {
 /// distances in units of the median gap.
 fn bartlett(z: &[f64], t: Option<&[i64]>) -> Kernel {
     let n = z.len();
-    let sum_sq: f64 = z.iter().map(|v| v * v).sum();
+    let sum_sq = dot(z, z);
     let plain_df = (n as f64 - 1.0).max(1.0);
     if n < MIN_POINTS || sum_sq <= 0.0 || !sum_sq.is_finite() {
         return Kernel {
@@ -247,7 +247,7 @@ fn bartlett(z: &[f64], t: Option<&[i64]>) -> Kernel {
             df: plain_df,
         };
     }
-    let lag1: f64 = z.windows(2).map(|w| w[0] * w[1]).sum();
+    let lag1 = lag_sum(z, 1);
     let rho1 = (lag1 / sum_sq).clamp(-RHO_BOUND, RHO_BOUND);
     let tf = n as f64;
     let alpha = 4.0 * rho1 * rho1 / ((1.0 - rho1).powi(2) * (1.0 + rho1).powi(2));
@@ -429,7 +429,7 @@ fn kernel_pair(a: (&[f64], &[i64]), b: (&[f64], &[i64])) -> [Kernel; 2] {
 /// coefficient, a Bartlett kernel on the residuals, recoloured (see the module docs).
 fn kernel_pw(z: &[f64], t: Option<&[i64]>) -> Kernel {
     let n = z.len();
-    let sum_sq: f64 = z.iter().map(|v| v * v).sum();
+    let sum_sq = dot(z, z);
     let plain_df = (n as f64 - 1.0).max(1.0);
     if n < MIN_POINTS || sum_sq <= 0.0 || !sum_sq.is_finite() {
         return Kernel {
@@ -442,13 +442,13 @@ fn kernel_pw(z: &[f64], t: Option<&[i64]>) -> Kernel {
         };
     }
     let tf = n as f64;
-    let lag1: f64 = z.windows(2).map(|w| w[0] * w[1]).sum();
+    let lag1 = lag_sum(z, 1);
     let rho_hat = lag1 / sum_sq;
     // Marriott & Pope (1954) / Kendall (1954): with an estimated mean, E[ρ̂] ≈ ρ − (1 + 3ρ)/T.
     let rho = (rho_hat + (1.0 + 3.0 * rho_hat) / tf).clamp(-PREWHITEN_BOUND, PREWHITEN_BOUND);
-    let e: Vec<f64> = z.windows(2).map(|w| w[1] - rho * w[0]).collect();
-    let e_mean = e.iter().sum::<f64>() / e.len() as f64;
-    let e: Vec<f64> = e.iter().map(|v| v - e_mean).collect();
+    let mut e: Vec<f64> = z.windows(2).map(|w| w[1] - rho * w[0]).collect();
+    let e_mean = sum(&e) / e.len() as f64;
+    e.iter_mut().for_each(|v| *v -= e_mean);
     let residual = bartlett(&e, t.map(|t| &t[1..]));
     // The residuals' long-run sum, scaled from T − 1 to T points, recoloured by 1/(1 − ρ)².
     let long_run_sum = residual.long_run_sum * tf / (tf - 1.0) / (1.0 - rho).powi(2);
@@ -669,7 +669,7 @@ fn joined_ranks(
         }
     }
     for v in [&mut x, &mut y] {
-        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let mean = sum(v) / v.len().max(1) as f64;
         v.iter_mut().for_each(|a| *a -= mean);
     }
     (t, x, y)
@@ -680,12 +680,11 @@ fn joined_ranks(
 /// `V = 1 + 2 Σ_k ρ̂_x(k) ρ̂_y(k)`, summed while both autocorrelations stay positive.
 fn shares_load(x: &[f64], y: &[f64]) -> bool {
     let t = x.len();
-    let sxx: f64 = x.iter().map(|v| v * v).sum();
-    let syy: f64 = y.iter().map(|v| v * v).sum();
+    let (sxx, syy) = (dot(x, x), dot(y, y));
     if t < MIN_POINTS || !(sxx > 0.0 && syy > 0.0) {
         return false;
     }
-    let r = x.iter().zip(y).map(|(a, b)| a * b).sum::<f64>() / (sxx * syy).sqrt();
+    let r = dot(x, y) / (sxx * syy).sqrt();
     let top = (t / 4).min(MAX_IMS_LAG);
     let mut sums = LagSums::new(x, y, top.saturating_sub(1));
     let mut v = 1.0;
@@ -849,11 +848,11 @@ pub(crate) fn mann_whitney_inflation_sorted(
     };
     let a = placements(canary, shift, &ys, sorted.order[0]);
     let b = placements(baseline, 0.0, &xs, sorted.order[1]);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mean = |v: &[f64]| sum(v) / v.len() as f64;
     let (abar, bbar) = (mean(&a), mean(&b));
     let ca: Vec<f64> = a.iter().map(|p| (p - abar) / nf).collect();
     let cb: Vec<f64> = b.iter().map(|p| -(p - bbar) / mf).collect();
-    let independent: f64 = ca.iter().chain(&cb).map(|c| c * c).sum();
+    let independent = dot(&ca, &ca) + dot(&cb, &cb);
     let [kc, kb] = kernel_pair((&ca, canary_t), (&cb, baseline_t));
     let long_run = kc.long_run_sum + kb.long_run_sum;
     // Satterthwaite's degrees of freedom for a sum of two independent estimates.
@@ -900,13 +899,20 @@ const PERSISTENT_RHO: f64 = 0.5;
 /// (about 10⁻¹⁴ of it here), so every sign test sees the same sign as the direct sum would.
 const FFT_SIGN_TOLERANCE: f64 = 1e-9;
 
-/// `Σ_{i < n − k} z_i z_{i+k}`, summed directly (in four interleaved partial sums, which
-/// the processor overlaps).
+/// `Σ_{i < n − k} z_i z_{i+k}`, summed directly ([`dot`] of the series with itself moved by
+/// `k`).
 fn lag_sum(z: &[f64], k: usize) -> f64 {
     if k >= z.len() {
         return 0.0;
     }
-    let (a, b) = (&z[..z.len() - k], &z[k..]);
+    dot(&z[..z.len() - k], &z[k..])
+}
+
+/// `Σ a_i b_i` over the common length, in four interleaved partial sums (which the
+/// processor overlaps, instead of waiting on one chain of additions).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
     let mut acc = [0.0f64; 4];
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
     let tail: f64 = ca
@@ -918,6 +924,19 @@ fn lag_sum(z: &[f64], k: usize) -> f64 {
     for (x, y) in ca.zip(cb) {
         for lane in 0..4 {
             acc[lane] += x[lane] * y[lane];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `Σ v_i`, in four interleaved partial sums like [`dot`].
+fn sum(v: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = v.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for lane in 0..4 {
+            acc[lane] += x[lane];
         }
     }
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
