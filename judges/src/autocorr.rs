@@ -616,27 +616,45 @@ pub const ALIGNED_SHARE: f64 = 0.9;
 pub const SHARED_LOAD_Z: f64 = 2.0;
 
 /// Mid-ranks of `values` among themselves, divided by their count. `order`, when given, is
-/// the indices of `values` in ascending [`f64::total_cmp`] order (it is then not sorted again).
-fn own_ranks(values: &[f64], order: Option<&[u32]>) -> Vec<f64> {
-    let idx: Vec<usize> = match order {
-        Some(order) => order.iter().map(|&i| i as usize).collect(),
+/// the indices of `values` in ascending [`f64::total_cmp`] order (it is then not sorted
+/// again), and `in_order`, when given with it, the values in that order (so the runs of equal
+/// values are found without gathering).
+fn own_ranks(values: &[f64], order: Option<&[u32]>, in_order: Option<&[f64]>) -> Vec<f64> {
+    let n = values.len();
+    // Window positions are u32 wherever orders are (a window of 2³² points would be 32 GiB).
+    assert!(u32::try_from(n).is_ok(), "a window fits u32 positions");
+    let sorting;
+    let order: &[u32] = match order {
+        Some(order) => order,
         None => {
-            let mut idx: Vec<usize> = (0..values.len()).collect();
-            idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-            idx
+            let mut idx: Vec<u32> = (0..n as u32).collect();
+            idx.sort_by(|&a, &b| values[a as usize].total_cmp(&values[b as usize]));
+            sorting = idx;
+            &sorting
         }
     };
-    let len = values.len() as f64;
-    let mut out = vec![0.0; values.len()];
+    let gathered;
+    let sorted: &[f64] = match in_order {
+        Some(v) if v.len() == n && order.len() == n => v,
+        _ => {
+            gathered = order
+                .iter()
+                .map(|&i| values[i as usize])
+                .collect::<Vec<f64>>();
+            &gathered
+        }
+    };
+    let len = n as f64;
+    let mut out = vec![0.0; n];
     let mut i = 0;
-    while i < idx.len() {
+    while i < n {
         let mut j = i + 1;
-        while j < idx.len() && values[idx[j]] == values[idx[i]] {
+        while j < n && sorted[j] == sorted[i] {
             j += 1;
         }
         let rank = (i + j + 1) as f64 / 2.0;
-        for &k in &idx[i..j] {
-            out[k] = rank / len;
+        for &k in &order[i..j] {
+            out[k as usize] = rank / len;
         }
         i = j;
     }
@@ -650,24 +668,34 @@ fn joined_ranks(
     canary: &[f64],
     baseline_t: &[i64],
     baseline: &[f64],
-    order: [Option<&[u32]>; 2],
+    sorted: Sorted<'_>,
 ) -> (Vec<i64>, Vec<f64>, Vec<f64>) {
-    let (ux, uy) = (own_ranks(canary, order[0]), own_ranks(baseline, order[1]));
-    let (mut t, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut i, mut j) = (0, 0);
-    while i < canary_t.len() && j < baseline_t.len() {
-        match canary_t[i].cmp(&baseline_t[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                t.push(canary_t[i]);
-                x.push(ux[i]);
-                y.push(uy[j]);
-                i += 1;
-                j += 1;
+    let in_order = sorted.values.unwrap_or_default();
+    let (ux, uy) = (
+        own_ranks(canary, sorted.order[0], in_order.first().copied()),
+        own_ranks(baseline, sorted.order[1], in_order.get(1).copied()),
+    );
+    let (t, mut x, mut y) = if canary_t == baseline_t {
+        // The common case: both cohorts at the same time stamps, every point shared.
+        (canary_t.to_vec(), ux, uy)
+    } else {
+        let (mut t, mut x, mut y) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut i, mut j) = (0, 0);
+        while i < canary_t.len() && j < baseline_t.len() {
+            match canary_t[i].cmp(&baseline_t[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    t.push(canary_t[i]);
+                    x.push(ux[i]);
+                    y.push(uy[j]);
+                    i += 1;
+                    j += 1;
+                }
             }
         }
-    }
+        (t, x, y)
+    };
     for v in [&mut x, &mut y] {
         let mean = sum(v) / v.len().max(1) as f64;
         v.iter_mut().for_each(|a| *a -= mean);
@@ -817,7 +845,7 @@ pub(crate) fn mann_whitney_inflation_sorted(
     let (nf, mf) = (n as f64, m as f64);
 
     // Shared time stamps and a shared load: the difference of the rank series.
-    let (jt, jx, jy) = joined_ranks(canary_t, canary, baseline_t, baseline, sorted.order);
+    let (jt, jx, jy) = joined_ranks(canary_t, canary, baseline_t, baseline, sorted);
     if jt.len() as f64 >= ALIGNED_SHARE * n.max(m) as f64 && shares_load(&jx, &jy) {
         let d: Vec<f64> = jx.iter().zip(&jy).map(|(a, b)| a - b).collect();
         let k = kernel(&d, Some(&jt));
@@ -1399,6 +1427,28 @@ mod lag_sum_tests {
             assert!(s >= need && smooth(s), "{need} {s}");
             assert!((need..s).all(|k| !smooth(k)), "{need} {s}");
         }
+    }
+
+    #[test]
+    fn own_ranks_are_mid_ranks_with_or_without_a_known_order() {
+        // Ties, and −0.0 beside +0.0 (equal, so one tie group).
+        let v: [f64; 9] = [3.0, -0.0, 1.0, 3.0, 0.0, 2.0, 3.0, -1.0, 1.0];
+        let brute: Vec<f64> = v
+            .iter()
+            .map(|&a| {
+                let below = v.iter().filter(|&&b| b < a).count() as f64;
+                let equal = v.iter().filter(|&&b| b == a).count() as f64;
+                (below + (equal + 1.0) / 2.0) / v.len() as f64
+            })
+            .collect();
+        let mut order: Vec<u32> = (0..v.len() as u32).collect();
+        order.sort_by(|&a, &b| v[a as usize].total_cmp(&v[b as usize]));
+        let in_order: Vec<f64> = order.iter().map(|&i| v[i as usize]).collect();
+        assert_eq!(own_ranks(&v, None, None), brute);
+        assert_eq!(own_ranks(&v, Some(&order), None), brute);
+        assert_eq!(own_ranks(&v, Some(&order), Some(&in_order)), brute);
+        // Values of the wrong length are not trusted.
+        assert_eq!(own_ranks(&v, Some(&order), Some(&in_order[1..])), brute);
     }
 
     #[test]
