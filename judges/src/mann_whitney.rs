@@ -146,16 +146,32 @@ pub fn rank_summary_shifted(x_sorted: &[f64], d: f64, y_sorted: &[f64]) -> RankS
     // For each run of equal canary values v (a of them), `lt` is #{y < v} and `le` is
     // #{y ≤ v}; the run adds a·(lt + le) to 2U. A pooled tie group of a canary and b
     // baseline values has t³ − t = (a³ − a) + (b³ − b) + 3ab(a + b).
+    //
+    // `fl(x_i − d)` is non-decreasing in i because floating subtraction is monotone, so the
+    // rows below every baseline value come first and those above every one last. Neither
+    // meets a baseline value: the first add nothing to 2U, the last 2m each, and only their
+    // runs among themselves count as ties. No run of equal values crosses either boundary
+    // (the inequalities are strict), so the merge is over the rows between.
+    let (start, stop) = match (y.first(), y.last()) {
+        (Some(&lo), Some(&hi)) => {
+            let start = x_sorted.partition_point(|&xi| xi - d < lo);
+            (
+                start,
+                start + x_sorted[start..].partition_point(|&xi| xi - d <= hi),
+            )
+        }
+        _ => (n, n),
+    };
     let (mut lt, mut le) = (0usize, 0usize);
-    let mut u_twice: u128 = 0;
-    let mut canary_ties: u128 = 0;
+    let mut u_twice: u128 = 2 * m as u128 * (n - stop) as u128;
+    let mut canary_ties: u128 =
+        shifted_run_ties(&x_sorted[..start], d) + shifted_run_ties(&x_sorted[stop..], d);
     let mut cross: u128 = 0;
-    let mut i = 0;
-    // `fl(x_i − d)` is non-decreasing in i because floating subtraction is monotone.
-    while i < n {
+    let mut i = start;
+    while i < stop {
         let v = x_sorted[i] - d;
         let mut a = 1;
-        while i + a < n && x_sorted[i + a] - d == v {
+        while i + a < stop && x_sorted[i + a] - d == v {
             a += 1;
         }
         lt = advance_below(y, lt, v);
@@ -278,6 +294,28 @@ fn advance_below(y: &[f64], mut p: usize, v: f64) -> usize {
         p += 1;
     }
     p
+}
+
+/// [`run_ties`] of the values `fl(x_i − d)` of a sorted sample `x` (a non-decreasing
+/// sequence), with a branch-free look for any tie first.
+fn shifted_run_ties(x: &[f64], d: f64) -> u128 {
+    let any = x
+        .windows(2)
+        .fold(false, |any, w| any | (w[0] - d == w[1] - d));
+    if !any {
+        return 0;
+    }
+    let mut total: u128 = 0;
+    let mut run: u128 = 1;
+    for w in x.windows(2) {
+        if w[0] - d == w[1] - d {
+            run += 1;
+        } else {
+            total += run * run * run - run;
+            run = 1;
+        }
+    }
+    total + run * run * run - run
 }
 
 /// `Σ (t³ − t)` over the runs of equal values of a sorted sample.
@@ -744,6 +782,62 @@ mod tests {
         assert_eq!(rank_summary(&x, &y), rank_summary_shifted(&x, 0.0, &y));
         // Signed zeros tie.
         assert!(rank_summary_untied(&[-0.0, 1.0], &[0.0]).is_none());
+    }
+
+    #[test]
+    fn a_shifted_summary_counts_every_pair_and_tie_group() {
+        // Brute force over the values fl(x_i − d) and y_j.
+        fn brute(x: &[f64], d: f64, y: &[f64]) -> RankSummary {
+            let xs: Vec<f64> = x.iter().map(|v| v - d).collect();
+            let ties = |v: &[f64]| -> u128 {
+                let mut seen: Vec<f64> = Vec::new();
+                let mut total = 0;
+                for &a in v {
+                    if !seen.contains(&a) {
+                        seen.push(a);
+                        let t = v.iter().filter(|&&b| b == a).count() as u128;
+                        total += t * t * t - t;
+                    }
+                }
+                total
+            };
+            let u_twice = xs
+                .iter()
+                .flat_map(|&a| {
+                    y.iter()
+                        .map(move |&b| u128::from(a > b) * 2 + u128::from(a == b))
+                })
+                .sum();
+            let pooled: Vec<f64> = xs.iter().chain(y).copied().collect();
+            let (within, all) = (ties(&xs) + ties(y), ties(&pooled));
+            RankSummary {
+                n: x.len(),
+                m: y.len(),
+                u_twice,
+                pooled_ties: all,
+                within_ties: within,
+                has_ties: all > 0,
+            }
+        }
+        let x = sorted(&[0.5, 1.0, 1.0, 2.0, 2.0, 2.0, 3.5, 5.0, 5.0, 7.0]);
+        let y = sorted(&[1.0, 1.5, 2.0, 2.0, 4.0, 4.0, 6.0]);
+        let (n, m) = (x.len(), y.len());
+        // Inside, at both extremes (every row below or above the baseline but one), and
+        // beyond them.
+        for d in [
+            0.0,
+            0.5,
+            -1.0,
+            1.5,
+            x[0] - y[m - 1],
+            x[n - 1] - y[0],
+            100.0,
+            -100.0,
+        ] {
+            assert_eq!(rank_summary_shifted(&x, d, &y), brute(&x, d, &y), "d = {d}");
+        }
+        assert_eq!(rank_summary_shifted(&x, 0.0, &[]), brute(&x, 0.0, &[]));
+        assert_eq!(rank_summary_shifted(&[], 0.0, &y), brute(&[], 0.0, &y));
     }
 
     #[test]
