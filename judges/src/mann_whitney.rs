@@ -141,6 +141,17 @@ fn rank_summary_untied(x: &[f64], y: &[f64]) -> Option<RankSummary> {
 /// As [`rank_summary`], for the canary shifted by `d`: the values `fl(x_i − d)` against `y`
 /// (what R ranks when it evaluates the statistic at a candidate shift `d`).
 pub fn rank_summary_shifted(x_sorted: &[f64], d: f64, y_sorted: &[f64]) -> RankSummary {
+    rank_summary_shifted_with(x_sorted, d, y_sorted, run_ties(y_sorted))
+}
+
+/// [`rank_summary_shifted`] with the baseline's own tie sum (its [`run_ties`], which no
+/// shift changes) already known, for a caller that evaluates several shifts.
+pub(crate) fn rank_summary_shifted_with(
+    x_sorted: &[f64],
+    d: f64,
+    y_sorted: &[f64],
+    baseline_ties: u128,
+) -> RankSummary {
     let (n, m) = (x_sorted.len(), y_sorted.len());
     let y = y_sorted;
     // For each run of equal canary values v (a of them), `lt` is #{y < v} and `le` is
@@ -190,7 +201,7 @@ pub fn rank_summary_shifted(x_sorted: &[f64], d: f64, y_sorted: &[f64]) -> RankS
         canary_ties += a * a * a - a;
         cross += 3 * a * b * (a + b);
     }
-    let baseline_ties = run_ties(y);
+    debug_assert_eq!(baseline_ties, run_ties(y));
     let within_ties = canary_ties + baseline_ties;
     let pooled_ties = within_ties + cross;
     RankSummary {
@@ -297,40 +308,31 @@ fn advance_below(y: &[f64], mut p: usize, v: f64) -> usize {
 }
 
 /// [`run_ties`] of the values `fl(x_i − d)` of a sorted sample `x` (a non-decreasing
-/// sequence), with a branch-free look for any tie first.
+/// sequence).
+///
+/// A run of `t` equal values has `t³ − t = Σ_{r=1}^{t} 3r(r − 1)`, so the sum is taken over
+/// each value's position `r` in its run: no branch on where runs end.
 fn shifted_run_ties(x: &[f64], d: f64) -> u128 {
-    let any = x
-        .windows(2)
-        .fold(false, |any, w| any | (w[0] - d == w[1] - d));
-    if !any {
-        return 0;
-    }
-    let mut total: u128 = 0;
-    let mut run: u128 = 1;
-    for w in x.windows(2) {
-        if w[0] - d == w[1] - d {
-            run += 1;
-        } else {
-            total += run * run * run - run;
-            run = 1;
+    // Terms are below n², so 4096 of them fit u64 while n < 2²⁶ (and one always does).
+    let flush = if x.len() < 1 << 26 { 4096 } else { 1 };
+    let (mut total, mut part, mut r) = (0u128, 0u64, 0u64);
+    let mut previous = f64::NAN;
+    for (i, &xi) in x.iter().enumerate() {
+        let v = xi - d;
+        r = r * u64::from(v == previous) + 1;
+        previous = v;
+        part += r * (r - 1);
+        if i % flush == flush - 1 {
+            total += u128::from(part);
+            part = 0;
         }
     }
-    total + run * run * run - run
+    3 * (total + u128::from(part))
 }
 
 /// `Σ (t³ − t)` over the runs of equal values of a sorted sample.
-fn run_ties(sorted: &[f64]) -> u128 {
-    let mut total: u128 = 0;
-    let mut run: u128 = 1;
-    for w in sorted.windows(2) {
-        if w[0] == w[1] {
-            run += 1;
-        } else {
-            total += run * run * run - run;
-            run = 1;
-        }
-    }
-    total + run * run * run - run
+pub(crate) fn run_ties(sorted: &[f64]) -> u128 {
+    shifted_run_ties(sorted, 0.0)
 }
 
 /// Mann–Whitney U (R's `W`) of the sorted canary against the sorted baseline.

@@ -71,7 +71,7 @@
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::mann_whitney::{
-    NullDistribution, RankSummary, rank_summary_shifted, tie_corrected_variance,
+    NullDistribution, RankSummary, rank_summary_shifted_with, run_ties, tie_corrected_variance,
 };
 
 /// A shift estimate and its two-sided confidence interval.
@@ -464,8 +464,10 @@ pub(crate) fn shift_normal_given(
     let mumax = x_sorted[n - 1] - y_sorted[0];
 
     // R's W(d) at a specific shift, with the ties present there.
+    let baseline_ties = std::cell::OnceCell::new();
     let w_at = |d: f64| -> f64 {
-        let s = rank_summary_shifted(x_sorted, d, y_sorted);
+        let ties = *baseline_ties.get_or_init(|| run_ties(y_sorted));
+        let s = rank_summary_shifted_with(x_sorted, d, y_sorted, ties);
         let sigma = (s.variance() * variance_inflation).sqrt();
         if sigma > 0.0 {
             crate::mann_whitney::normal_z(s.u(), n, m, sigma)
