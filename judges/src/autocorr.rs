@@ -729,24 +729,37 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
     r > SHARED_LOAD_Z * (v / t as f64).sqrt()
 }
 
-/// Placements of each of `values` among `other_sorted`: `(#{o < v} + ½ #{o = v}) / len`.
-/// With `order` (the indices of `values` in ascending order) one merge-like walk replaces the
-/// binary searches; the counts, and so the placements, are the same.
-fn placements(values: &[f64], shift: f64, other_sorted: &[f64], order: Option<&[u32]>) -> Vec<f64> {
+/// Placements of each of `values` among `other_sorted`: `(#{o < v} + ½ #{o = v}) / len`
+/// for `v = fl(value − shift)`. With `order` (the indices of `values` in ascending order)
+/// one merge-like walk replaces the binary searches, reading the shifted values from
+/// `in_order` when the caller has them sorted (`fl(values[order[j]] − shift)` at `j`); the
+/// counts, and so the placements, are the same.
+fn placements(
+    values: &[f64],
+    shift: f64,
+    other_sorted: &[f64],
+    order: Option<&[u32]>,
+    in_order: Option<&[f64]>,
+) -> Vec<f64> {
     let len = other_sorted.len() as f64;
-    if let Some(order) = order {
+    if let Some(order) = order.filter(|o| o.len() == values.len()) {
+        let gathered;
+        let shifted: &[f64] = match in_order {
+            Some(v) if v.len() == order.len() => v,
+            _ => {
+                gathered = order
+                    .iter()
+                    .map(|&i| values[i as usize] - shift)
+                    .collect::<Vec<f64>>();
+                &gathered
+            }
+        };
         // fl(v − shift) is non-decreasing in v, so both pointers only move forward.
         let mut out = vec![0.0; values.len()];
         let (mut lt, mut le) = (0usize, 0usize);
-        for &i in order {
-            let v = values[i as usize] - shift;
-            while lt < other_sorted.len() && other_sorted[lt] < v {
-                lt += 1;
-            }
-            le = le.max(lt);
-            while le < other_sorted.len() && other_sorted[le] <= v {
-                le += 1;
-            }
+        for (&i, &v) in order.iter().zip(shifted) {
+            lt = advance_while(other_sorted, lt, |o| o < v);
+            le = advance_while(other_sorted, le.max(lt), |o| o <= v);
             out[i as usize] = (lt + le) as f64 / (2.0 * len);
         }
         return out;
@@ -760,6 +773,24 @@ fn placements(values: &[f64], shift: f64, other_sorted: &[f64], order: Option<&[
             (lt + le) as f64 / (2.0 * len)
         })
         .collect()
+}
+
+/// The first `j ≥ p` where `keep(s[j])` fails (or `s.len()`), for a predicate that holds on a
+/// prefix of `s`: in blocks of four (a prefix of each block passes), so there is no
+/// data-dependent branch per step.
+#[inline(always)]
+fn advance_while(s: &[f64], mut p: usize, keep: impl Fn(f64) -> bool) -> usize {
+    while let Some(w) = s.get(p..p + 4) {
+        let c = w.iter().map(|&o| usize::from(keep(o))).sum::<usize>();
+        p += c;
+        if c < 4 {
+            return p;
+        }
+    }
+    while p < s.len() && keep(s[p]) {
+        p += 1;
+    }
+    p
 }
 
 /// τ and the factor from a parametric (prewhitened) long-run sum with `df` degrees of
@@ -864,18 +895,32 @@ pub(crate) fn mann_whitney_inflation_sorted(
 
     // Otherwise each cohort's placements on their own (DeLong's projection).
     let shift = if shift.is_finite() { shift } else { 0.0 };
-    let (xs, ys) = match sorted.values {
-        Some([xs, ys]) => (xs.iter().map(|v| v - shift).collect(), ys.to_vec()),
+    let (xs, ys): (Vec<f64>, std::borrow::Cow<'_, [f64]>) = match sorted.values {
+        Some([xs, ys]) => (xs.iter().map(|v| v - shift).collect(), ys.into()),
         None => (
             crate::compare::sorted_copy(canary)
                 .into_iter()
                 .map(|v| v - shift)
                 .collect::<Vec<f64>>(),
-            crate::compare::sorted_copy(baseline),
+            crate::compare::sorted_copy(baseline).into(),
         ),
     };
-    let a = placements(canary, shift, &ys, sorted.order[0]);
-    let b = placements(baseline, 0.0, &xs, sorted.order[1]);
+    // With the orders known, `xs` and `ys` are the shifted canary and the baseline in them.
+    let known = sorted.values.is_some();
+    let a = placements(
+        canary,
+        shift,
+        &ys,
+        sorted.order[0],
+        known.then_some(&xs[..]),
+    );
+    let b = placements(
+        baseline,
+        0.0,
+        &xs,
+        sorted.order[1],
+        known.then_some(&ys[..]),
+    );
     let mean = |v: &[f64]| sum(v) / v.len() as f64;
     let (abar, bbar) = (mean(&a), mean(&b));
     let ca: Vec<f64> = a.iter().map(|p| (p - abar) / nf).collect();
