@@ -713,10 +713,17 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
         return false;
     }
     let r = dot(x, y) / (sxx * syy).sqrt();
+    // V only grows as lags are added (every term added is positive), so once r is within
+    // the bound the answer is no, whatever the later lags: the sum stops there (before the
+    // transform of the longer lags, often).
+    let within = |v: f64| !(r > SHARED_LOAD_Z * (v / t as f64).sqrt());
     let top = (t / 4).min(MAX_IMS_LAG);
     let mut sums = LagSums::new(x, y, top.saturating_sub(1));
     let mut v = 1.0;
     for k in 1..top {
+        if within(v) {
+            return false;
+        }
         let (gx, gy) = sums.get(k);
         let approximate = sums.approximate(k);
         let ax = sign_safe(gx, approximate, sxx, || lag_sum(x, k)) / sxx;
@@ -726,7 +733,7 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
         }
         v += 2.0 * ax * ay;
     }
-    r > SHARED_LOAD_Z * (v / t as f64).sqrt()
+    !within(v)
 }
 
 /// Placements of each of `values` among `other_sorted`: `(#{o < v} + ½ #{o = v}) / len`
