@@ -1097,6 +1097,9 @@ struct LagSums<'a> {
     b: &'a [f64],
     max_lag: usize,
     fft: Option<(Vec<f64>, Vec<f64>)>,
+    /// The direct sums computed so far, by lag (each is asked for by both series' sequences
+    /// and by [`LagSums::persistent`]; it is summed once).
+    direct: [Option<(f64, f64)>; DIRECT_LAGS],
 }
 
 impl<'a> LagSums<'a> {
@@ -1106,6 +1109,16 @@ impl<'a> LagSums<'a> {
             b,
             max_lag,
             fft: None,
+            direct: [None; DIRECT_LAGS],
+        }
+    }
+
+    /// `(γ_a(k), γ_b(k))` summed directly, once per lag below [`DIRECT_LAGS`].
+    fn direct(&mut self, k: usize) -> (f64, f64) {
+        let (a, b) = (self.a, self.b);
+        match self.direct.get_mut(k) {
+            Some(slot) => *slot.get_or_insert_with(|| (lag_sum(a, k), lag_sum(b, k))),
+            None => (lag_sum(a, k), lag_sum(b, k)),
         }
     }
 
@@ -1114,7 +1127,7 @@ impl<'a> LagSums<'a> {
         let direct =
             k < PERSISTENT_AT || (k < DIRECT_LAGS && self.fft.is_none() && !self.persistent(k));
         if direct || k > self.max_lag {
-            return (lag_sum(self.a, k), lag_sum(self.b, k));
+            return self.direct(k);
         }
         let (fa, fb) = self
             .fft
@@ -1126,15 +1139,14 @@ impl<'a> LagSums<'a> {
     /// autocorrelation above [`PERSISTENT_RHO`] there: a sequence that will most likely run
     /// past [`DIRECT_LAGS`], so the FFT is taken at once instead of after the direct lags.
     /// Either way the values agree up to rounding; this only saves direct passes.
-    fn persistent(&self, k: usize) -> bool {
-        k == PERSISTENT_AT
-            && self.max_lag >= DIRECT_LAGS
-            && [self.a, self.b].iter().all(|z| {
-                z.is_empty() || {
-                    let g0 = lag_sum(z, 0);
-                    g0 > 0.0 && lag_sum(z, k - 1) > PERSISTENT_RHO * g0
-                }
-            })
+    fn persistent(&mut self, k: usize) -> bool {
+        if k != PERSISTENT_AT || self.max_lag < DIRECT_LAGS {
+            return false;
+        }
+        let (g0, gk) = (self.direct(0), self.direct(k - 1));
+        [(self.a, g0.0, gk.0), (self.b, g0.1, gk.1)]
+            .iter()
+            .all(|&(z, g0, gk)| z.is_empty() || (g0 > 0.0 && gk > PERSISTENT_RHO * g0))
     }
 
     /// Whether lag `k` came from the FFT (and may need [`lag_sum`] before a sign test).
