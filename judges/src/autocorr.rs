@@ -652,9 +652,9 @@ fn own_ranks(values: &[f64], order: Option<&[u32]>, in_order: Option<&[f64]>) ->
         while j < n && sorted[j] == sorted[i] {
             j += 1;
         }
-        let rank = (i + j + 1) as f64 / 2.0;
+        let rank = (i + j + 1) as f64 / 2.0 / len;
         for &k in &order[i..j] {
-            out[k as usize] = rank / len;
+            out[k as usize] = rank;
         }
         i = j;
     }
