@@ -581,7 +581,7 @@ const MIN_SAMPLE: usize = 24;
 /// steps it may take, and the half-width of its brackets in ranks.
 const GUESS_LATTICE: usize = 32;
 const GUESS_STEPS: usize = 6;
-const GUESS_HALF_WIDTH: u32 = 1024;
+const GUESS_HALF_WIDTH: u32 = 512;
 /// After this many rounds every unresolved bracket also gets a bisection pivot.
 const BISECT_AFTER: usize = 6;
 
