@@ -716,12 +716,12 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
     // V only grows as lags are added (every term added is positive), so once r is within
     // the bound the answer is no, whatever the later lags: the sum stops there (before the
     // transform of the longer lags, often).
-    let within = |v: f64| !(r > SHARED_LOAD_Z * (v / t as f64).sqrt());
+    let beyond = |v: f64| r > SHARED_LOAD_Z * (v / t as f64).sqrt();
     let top = (t / 4).min(MAX_IMS_LAG);
     let mut sums = LagSums::new(x, y, top.saturating_sub(1));
     let mut v = 1.0;
     for k in 1..top {
-        if within(v) {
+        if !beyond(v) {
             return false;
         }
         let (gx, gy) = sums.get(k);
@@ -733,7 +733,7 @@ fn shares_load(x: &[f64], y: &[f64]) -> bool {
         }
         v += 2.0 * ax * ay;
     }
-    !within(v)
+    beyond(v)
 }
 
 /// Placements of each of `values` among `other_sorted`: `(#{o < v} + ½ #{o = v}) / len`
