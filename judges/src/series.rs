@@ -219,20 +219,21 @@ fn resolve(
     (x, y): (&[f64], &[f64]),
 ) -> Resolved {
     let (n, m) = (xs.len(), ys.len());
-    let mut resolved = Resolved {
+    // Without a usable trace: the hint as it is, and the digests of the whole samples.
+    let unresolved = |hint| Resolved {
         hint,
         summary: None,
         digest: [digest(DIGEST_SEED, x), digest(DIGEST_SEED, y)],
     };
-    let Some(h) = resolved.hint.as_mut() else {
-        return resolved;
+    let Some(mut h) = hint else {
+        return unresolved(hint);
     };
     let Some(tr) = h.trace else {
-        return resolved;
+        return unresolved(hint);
     };
     let grown = tr.n > 0 && tr.m > 0 && tr.n <= n && tr.m <= m;
     if !(grown && x.len() == n && y.len() == m && (n - tr.n) + (m - tr.m) <= (n + m) / 4) {
-        return resolved;
+        return unresolved(hint);
     }
     let (new_x, new_y) = (&x[tr.n..], &y[tr.m..]);
     let guide = |a: &Option<Anchor>| a.map(|a| grown_guide(&a, (tr.n, tr.m), xs, ys, new_x, new_y));
@@ -243,16 +244,20 @@ fn resolve(
         digest(DIGEST_SEED, &x[..tr.n]),
         digest(DIGEST_SEED, &y[..tr.m]),
     ];
-    if let Some(prev) = tr.ranks {
-        if prefix == tr.digest
-            && (prev.n, prev.m) == (tr.n, tr.m)
-            && new_x.len() * new_y.len() <= n + m
-        {
-            resolved.summary = Some(rank_summary_grown(&prev, xs, ys, new_x, new_y));
-        }
+    let summary = tr
+        .ranks
+        .filter(|prev| {
+            prefix == tr.digest
+                && (prev.n, prev.m) == (tr.n, tr.m)
+                && new_x.len() * new_y.len() <= n + m
+        })
+        .map(|prev| rank_summary_grown(&prev, xs, ys, new_x, new_y));
+    Resolved {
+        hint: Some(h),
+        summary,
+        // The whole samples' digests, continued from their prefixes'.
+        digest: [digest(prefix[0], new_x), digest(prefix[1], new_y)],
     }
-    resolved.digest = [digest(prefix[0], new_x), digest(prefix[1], new_y)];
-    resolved
 }
 
 /// Where [`digest`]s start.
