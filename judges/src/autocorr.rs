@@ -765,8 +765,8 @@ fn placements(
         let mut out = vec![0.0; values.len()];
         let (mut lt, mut le) = (0usize, 0usize);
         for (&i, &v) in order.iter().zip(shifted) {
-            lt = advance_while(other_sorted, lt, |o| o < v);
-            le = advance_while(other_sorted, le.max(lt), |o| o <= v);
+            lt = crate::mann_whitney::advance_while(other_sorted, lt, |o| o < v);
+            le = crate::mann_whitney::advance_while(other_sorted, le.max(lt), |o| o <= v);
             out[i as usize] = (lt + le) as f64 / (2.0 * len);
         }
         return out;
@@ -780,24 +780,6 @@ fn placements(
             (lt + le) as f64 / (2.0 * len)
         })
         .collect()
-}
-
-/// The first `j ≥ p` where `keep(s[j])` fails (or `s.len()`), for a predicate that holds on a
-/// prefix of `s`: in blocks of four (a prefix of each block passes), so there is no
-/// data-dependent branch per step.
-#[inline(always)]
-fn advance_while(s: &[f64], mut p: usize, keep: impl Fn(f64) -> bool) -> usize {
-    while let Some(w) = s.get(p..p + 4) {
-        let c = w.iter().map(|&o| usize::from(keep(o))).sum::<usize>();
-        p += c;
-        if c < 4 {
-            return p;
-        }
-    }
-    while p < s.len() && keep(s[p]) {
-        p += 1;
-    }
-    p
 }
 
 /// τ and the factor from a parametric (prewhitened) long-run sum with `df` degrees of

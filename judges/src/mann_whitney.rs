@@ -289,19 +289,25 @@ pub fn rank_summary_grown(
     }
 }
 
-/// The first `j ≥ p` with `y[j] ≥ v` (or `y.len()`), for ascending `y`: moves in blocks of
-/// four (the comparisons are true for a prefix of the block), so there is no
-/// data-dependent branch per step.
+/// The first `j ≥ p` with `y[j] ≥ v` (or `y.len()`), for ascending `y`.
 #[inline(always)]
-fn advance_below(y: &[f64], mut p: usize, v: f64) -> usize {
-    while let Some(w) = y.get(p..p + 4) {
-        let c = w.iter().map(|&yj| usize::from(yj < v)).sum::<usize>();
+fn advance_below(y: &[f64], p: usize, v: f64) -> usize {
+    advance_while(y, p, |yj| yj < v)
+}
+
+/// The first `j ≥ p` where `keep(s[j])` fails (or `s.len()`), for a predicate that holds on
+/// a prefix of `s`: in blocks of four (a prefix of each block passes), so there is no
+/// data-dependent branch per step. Every merge-like walk of the judges advances with this.
+#[inline(always)]
+pub(crate) fn advance_while(s: &[f64], mut p: usize, keep: impl Fn(f64) -> bool) -> usize {
+    while let Some(w) = s.get(p..p + 4) {
+        let c = w.iter().map(|&o| usize::from(keep(o))).sum::<usize>();
         p += c;
         if c < 4 {
             return p;
         }
     }
-    while p < y.len() && y[p] < v {
+    while p < s.len() && keep(s[p]) {
         p += 1;
     }
     p

@@ -170,25 +170,12 @@ fn staircase(x_sorted: &[f64], y_sorted: &[f64], t: f64, out: &mut [usize]) -> u
 
 /// The first `j ≥ p` with `fl(xi − y_j) ≤ t` (or `y.len()`), for ascending `y`.
 ///
-/// The differences fall with j, so the comparisons are true for a prefix of the block: the
-/// pointer moves by the number of true ones, four at a time, without a data-dependent branch
-/// per step (the pointer usually moves by only a few places per row).
+/// The differences fall with j, so `fl(xi − y_j) > t` holds on a prefix and the pointer
+/// moves in [`crate::mann_whitney::advance_while`]'s branch-free blocks of four (it usually
+/// moves by only a few places per row).
 #[inline(always)]
-fn advance(y: &[f64], mut p: usize, xi: f64, t: f64) -> usize {
-    while let Some(w) = y.get(p..p + 4) {
-        let c = usize::from(xi - w[0] > t)
-            + usize::from(xi - w[1] > t)
-            + usize::from(xi - w[2] > t)
-            + usize::from(xi - w[3] > t);
-        p += c;
-        if c < 4 {
-            return p;
-        }
-    }
-    while p < y.len() && xi - y[p] > t {
-        p += 1;
-    }
-    p
+fn advance(y: &[f64], p: usize, xi: f64, t: f64) -> usize {
+    crate::mann_whitney::advance_while(y, p, |yj| xi - yj > t)
 }
 
 /// The 1-based ranks of the median of `total` values: `(k, k)` for odd totals,
