@@ -113,23 +113,57 @@ fn gather_runs(
     hi: f64,
     cap: usize,
 ) -> Option<(u128, u128, Vec<f64>)> {
-    let n = x_sorted.len();
-    let (mut p_lo, mut p_hi) = (vec![0usize; n], vec![0usize; n]);
+    let (n, m) = (x_sorted.len(), y_sorted.len());
+    let mut p_lo = vec![0usize; n];
     let c_lo = staircase(x_sorted, y_sorted, lo, &mut p_lo);
-    let c_hi = staircase(x_sorted, y_sorted, hi, &mut p_hi);
-    let inside = c_hi - c_lo;
-    if inside > cap as u128 {
-        return None;
-    }
-    let mut values = vec![0.0; inside as usize];
-    let mut k = 0;
-    for ((&xi, &a), &b) in x_sorted.iter().zip(&p_hi).zip(&p_lo) {
-        for (v, &yj) in values[k..k + (b - a)].iter_mut().zip(&y_sorted[a..b]) {
-            *v = xi - yj;
+    // Row i's first column at most hi is at or before its first at most lo: a short step
+    // back from it, which does not depend on the row before (no chain from row to row).
+    // A row rarely has more than one difference in the bracket: its first column's is
+    // written whether or not it is in the bracket (it is overwritten when it is not), so
+    // only the rarer wider rows branch.
+    let mut c_hi = 0u128;
+    let mut values = vec![0.0; 64];
+    let mut len = 0;
+    for (&xi, &b) in x_sorted.iter().zip(&p_lo) {
+        let a = retreat(y_sorted, b, xi, hi);
+        c_hi += (m - a) as u128;
+        let w = b - a;
+        if len + w >= values.len() {
+            if len + w > cap {
+                return None;
+            }
+            values.resize((2 * values.len()).max(len + w + 1), 0.0);
         }
-        k += b - a;
+        values[len] = xi - y_sorted[a.min(m - 1)];
+        if w > 1 {
+            for (v, &yj) in values[len + 1..len + w].iter_mut().zip(&y_sorted[a + 1..b]) {
+                *v = xi - yj;
+            }
+        }
+        len += w;
     }
+    values.truncate(len);
     Some((c_lo, c_hi, values))
+}
+
+/// The first `q ≤ p` with `fl(xi − y_j) ≤ t` for every `j` in `q..p`, for ascending `y`: the
+/// start of the columns at most `t` that end at `p` (all of the row's from `p` on are at
+/// most `t` too when `p` is the row's first column at most a smaller threshold). In blocks
+/// of four, like [`advance`].
+#[inline(always)]
+fn retreat(y: &[f64], mut q: usize, xi: f64, t: f64) -> usize {
+    while q >= 4 {
+        let w = &y[q - 4..q];
+        let k = w.iter().map(|&yj| usize::from(xi - yj <= t)).sum::<usize>();
+        q -= k;
+        if k < 4 {
+            return q;
+        }
+    }
+    while q > 0 && xi - y[q - 1] <= t {
+        q -= 1;
+    }
+    q
 }
 
 /// Row by row, the first column `p_i` with `fl(x_i − y_j) ≤ t` (written to `out[i]`), and
