@@ -103,9 +103,10 @@ fn count_le_runs(x_sorted: &[f64], y_sorted: &[f64], t: f64) -> u128 {
 }
 
 /// `(#{d ≤ lo}, #{d ≤ hi}, the differences in (lo, hi])` for `lo < hi`; `None` when more
-/// than `cap` differences lie in the range. Each end's staircase (row by row, the first
-/// column whose difference is at most the end) is walked first ([`staircase`]); row i's
-/// differences in the range are then columns `hi_i..lo_i`, gathered only when they fit.
+/// than `cap` differences lie in the range. The low end's staircase (row by row, the first
+/// column whose difference is at most `lo`) is walked first ([`staircase`]); row i's
+/// differences in the range are then columns `hi_i..lo_i`, and `hi_i` is a short step back
+/// from `lo_i` ([`retreat`]).
 fn gather_runs(
     x_sorted: &[f64],
     y_sorted: &[f64],
@@ -132,7 +133,9 @@ fn gather_runs(
             if len + w > cap {
                 return None;
             }
-            values.resize((2 * values.len()).max(len + w + 1), 0.0);
+            // Never beyond cap + 1, so that the check above sees every overflow.
+            let grow = (2 * values.len()).max(len + w + 1);
+            values.resize(grow.min(cap.saturating_add(1)), 0.0);
         }
         values[len] = xi - y_sorted[a.min(m - 1)];
         if w > 1 {
@@ -1334,20 +1337,44 @@ impl<'a> Selector<'a> {
             }
         }
         let centre = |g: &(usize, usize)| (ranks[g.0] + ranks[g.1]) / 2;
-        // A small lattice: GUESS_LATTICE² differences at evenly spaced quantiles.
-        let side = GUESS_LATTICE.min(n).min(m);
-        let ys: Vec<f64> = (0..side)
-            .map(|b| y[((2 * b + 1) * m) / (2 * side)])
+        let clamp = |t: f64| t.clamp(min_d, max_d);
+        // A caller's guess of each group's value (an earlier interval's) is usually far closer
+        // than the lattice's below; the lattice still gives the slope when the guide has none.
+        let guide_of = |g: &(usize, usize)| {
+            guides[g.0..=g.1]
+                .iter()
+                .flatten()
+                .copied()
+                .find(|h| h.value.is_finite())
+        };
+        // A guide whose value's rank and the local slope are known places its bracket with
+        // no counting pass and no lattice.
+        let placed = |h: Guide| {
+            h.at.filter(|&(rank, slope)| slope > 0.0 && slope.is_finite() && rank.is_finite())
+                .map(|(rank, slope)| (h.value, rank, slope))
+        };
+        // A small lattice, GUESS_LATTICE² differences at evenly spaced quantiles, for the
+        // groups without a placed guide.
+        let mut lattice = Vec::new();
+        let unplaced: Vec<&(usize, usize)> = groups
+            .iter()
+            .filter(|g| guide_of(g).and_then(placed).is_none())
             .collect();
-        let mut lattice = Vec::with_capacity(side * side);
-        for a in 0..side {
-            let xi = x[((2 * a + 1) * n) / (2 * side)];
-            lattice.extend(ys.iter().map(|&yb| xi - yb));
+        if !unplaced.is_empty() {
+            let side = GUESS_LATTICE.min(n).min(m);
+            let ys: Vec<f64> = (0..side)
+                .map(|b| y[((2 * b + 1) * m) / (2 * side)])
+                .collect();
+            lattice.reserve(side * side);
+            for a in 0..side {
+                let xi = x[((2 * a + 1) * n) / (2 * side)];
+                lattice.extend(ys.iter().map(|&yb| xi - yb));
+            }
         }
         let s = lattice.len();
         let h = 2.min(s / 4).max(1);
         let spot = |k: u128| ((k as f64 / total as f64 * s as f64) as usize).min(s - 1);
-        let mut at: Vec<usize> = groups
+        let mut at: Vec<usize> = unplaced
             .iter()
             .flat_map(|g| {
                 let j = spot(centre(g));
@@ -1357,7 +1384,6 @@ impl<'a> Selector<'a> {
         at.sort_unstable();
         at.dedup();
         select_many(&mut lattice, &at);
-        let clamp = |t: f64| t.clamp(min_d, max_d);
         struct Guess {
             t: f64,
             /// Value per rank: the local slope of the inverse of the count.
@@ -1369,23 +1395,11 @@ impl<'a> Selector<'a> {
         let mut guesses: Vec<Guess> = groups
             .iter()
             .map(|g| {
-                let j = spot(centre(g));
-                let (a, b) = (j.saturating_sub(h), (j + h).min(s - 1));
-                // A caller's guess of the group's value (an earlier interval's) is usually far
-                // closer than the lattice's; the lattice still gives the slope.
-                let guide = guides[g.0..=g.1]
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .find(|h| h.value.is_finite());
-                let lattice_slope =
-                    (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64);
-                match guide.and_then(|h| h.at.map(|at| (h.value, at))) {
+                let guide = guide_of(g);
+                match guide.and_then(placed) {
                     // Where the guide's value ranks is known: the bracket is placed from it
                     // by the guide's slope, with no counting pass.
-                    Some((value, (rank, slope)))
-                        if slope > 0.0 && slope.is_finite() && rank.is_finite() =>
-                    {
+                    Some((value, rank, slope)) => {
                         let miss = centre(g) as f64 - rank;
                         Guess {
                             t: clamp(clamp(value) + miss * slope),
@@ -1395,13 +1409,19 @@ impl<'a> Selector<'a> {
                             done: true,
                         }
                     }
-                    _ => Guess {
-                        t: guide.map_or(lattice[j], |h| clamp(h.value)),
-                        slope: lattice_slope,
-                        last: None,
-                        secant: false,
-                        done: false,
-                    },
+                    None => {
+                        let j = spot(centre(g));
+                        let (a, b) = (j.saturating_sub(h), (j + h).min(s - 1));
+                        let lattice_slope =
+                            (lattice[b] - lattice[a]) / ((b - a) as f64 / s as f64 * total as f64);
+                        Guess {
+                            t: guide.map_or(lattice[j], |h| clamp(h.value)),
+                            slope: lattice_slope,
+                            last: None,
+                            secant: false,
+                            done: false,
+                        }
+                    }
                 }
             })
             .collect();
