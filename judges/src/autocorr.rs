@@ -645,18 +645,29 @@ fn own_ranks(values: &[f64], order: Option<&[u32]>, in_order: Option<&[f64]>) ->
         }
     };
     let len = n as f64;
+    // The run of equal values (`==`, so −0.0 and +0.0 are one) around each sorted position:
+    // its start from a forward pass, its end from a backward one, each a select rather than
+    // a branch on where runs end. A run `i..j` has the mid-rank (i + j + 1) / 2.
+    let mut start = vec![0u32; n];
+    let mut run = 0u32;
+    for (j, (s, w)) in start.iter_mut().zip(sorted.windows(2)).enumerate() {
+        *s = run;
+        run = if w[1] == w[0] { run } else { j as u32 + 1 };
+    }
+    if let Some(last) = start.last_mut() {
+        *last = run;
+    }
     let mut out = vec![0.0; n];
-    let mut i = 0;
-    while i < n {
-        let mut j = i + 1;
-        while j < n && sorted[j] == sorted[i] {
-            j += 1;
+    let mut end = n as u32;
+    for j in (0..n).rev() {
+        if j + 1 < n {
+            end = if sorted[j + 1] == sorted[j] {
+                end
+            } else {
+                j as u32 + 1
+            };
         }
-        let rank = (i + j + 1) as f64 / 2.0 / len;
-        for &k in &order[i..j] {
-            out[k as usize] = rank;
-        }
-        i = j;
+        out[order[j] as usize] = (start[j] as usize + end as usize + 1) as f64 / 2.0 / len;
     }
     out
 }
@@ -1009,6 +1020,9 @@ thread_local! {
     /// instruction set); caching them only saves their set-up.
     static PLANNER: std::cell::RefCell<rustfft::FftPlanner<f64>> =
         std::cell::RefCell::new(rustfft::FftPlanner::new());
+    /// The transforms' scratch space, kept between calls (its contents never matter).
+    static SCRATCH: std::cell::RefCell<Vec<rustfft::num_complex::Complex<f64>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The lag sums `γ_k = Σ_{i < n − k} z_i z_{i+k}` for `k = 0..=max_lag` of `a` and of `b`
@@ -1023,27 +1037,37 @@ fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
         let mut p = p.borrow_mut();
         (p.plan_fft_forward(size), p.plan_fft_inverse(size))
     });
-    let mut buf = vec![Complex::new(0.0, 0.0); size];
-    for (i, c) in buf.iter_mut().enumerate() {
-        *c = Complex::new(
-            a.get(i).copied().unwrap_or(0.0),
-            b.get(i).copied().unwrap_or(0.0),
-        );
-    }
-    let mut scratch = vec![Complex::new(0.0, 0.0); forward.get_inplace_scratch_len()];
-    forward.process_with_scratch(&mut buf, &mut scratch);
-    // A_k = (Z_k + conj Z_{N−k}) / 2, B_k = (Z_k − conj Z_{N−k}) / 2i; the power spectra
-    // |A_k|², |B_k|² are real, so one inverse transform of |A|² + i|B|² gives both.
-    let spectrum: Vec<Complex<f64>> = (0..size)
-        .map(|k| {
-            let z = buf[k];
-            let w = buf[(size - k) % size].conj();
-            Complex::new((z + w).norm_sqr() / 4.0, (z - w).norm_sqr() / 4.0)
+    let mut buf: Vec<Complex<f64>> = (0..size)
+        .map(|i| {
+            Complex::new(
+                a.get(i).copied().unwrap_or(0.0),
+                b.get(i).copied().unwrap_or(0.0),
+            )
         })
         .collect();
-    buf.copy_from_slice(&spectrum);
-    let mut scratch = vec![Complex::new(0.0, 0.0); inverse.get_inplace_scratch_len()];
-    inverse.process_with_scratch(&mut buf, &mut scratch);
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let need = forward
+            .get_inplace_scratch_len()
+            .max(inverse.get_inplace_scratch_len());
+        if scratch.len() < need {
+            scratch.resize(need, Complex::new(0.0, 0.0));
+        }
+        forward.process_with_scratch(&mut buf, &mut scratch[..forward.get_inplace_scratch_len()]);
+        // A_k = (Z_k + conj Z_{N−k}) / 2, B_k = (Z_k − conj Z_{N−k}) / 2i; the power spectra
+        // |A_k|², |B_k|² are real, so one inverse transform of |A|² + i|B|² gives both. Bins
+        // k and N − k are read together and written in place.
+        let power = |z: Complex<f64>, w: Complex<f64>| {
+            Complex::new((z + w).norm_sqr() / 4.0, (z - w).norm_sqr() / 4.0)
+        };
+        buf[0] = power(buf[0], buf[0].conj());
+        for k in 1..=size / 2 {
+            let (zk, zn) = (buf[k], buf[size - k]);
+            buf[k] = power(zk, zn.conj());
+            buf[size - k] = power(zn, zk.conj());
+        }
+        inverse.process_with_scratch(&mut buf, &mut scratch[..inverse.get_inplace_scratch_len()]);
+    });
     let scale = 1.0 / size as f64;
     let top = (max_lag + 1).min(size);
     (
