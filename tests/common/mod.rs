@@ -89,9 +89,19 @@ pub fn haproxy_cmd(admin: u16, line: &str) -> String {
     out.trim().to_owned()
 }
 
+/// The server's current weight. HAProxy's runtime API can answer a concurrent command with
+/// something other than the weight (the router under test uses the same API), so a few
+/// answers are tried before the last one is reported.
 pub fn weight(admin: u16, server: &str) -> u32 {
-    let a = haproxy_cmd(admin, &format!("get weight be/{server}"));
-    a.split_whitespace().next().unwrap().parse().unwrap()
+    let mut last = String::new();
+    for _ in 0..20 {
+        last = haproxy_cmd(admin, &format!("get weight be/{server}"));
+        if let Some(w) = last.split_whitespace().next().and_then(|w| w.parse().ok()) {
+            return w;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("HAProxy answered {last:?} for the weight of {server}");
 }
 
 /// A new, empty temporary directory for one test: `fledge-NAME-PID-N`.
