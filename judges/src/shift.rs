@@ -1355,10 +1355,15 @@ impl<'a> Selector<'a> {
         };
         // A small lattice, GUESS_LATTICE² differences at evenly spaced quantiles, for the
         // groups without a placed guide.
+        let placements: Vec<Option<(f64, f64, f64)>> = groups
+            .iter()
+            .map(|g| guide_of(g).and_then(placed))
+            .collect();
         let mut lattice = Vec::new();
         let unplaced: Vec<&(usize, usize)> = groups
             .iter()
-            .filter(|g| guide_of(g).and_then(placed).is_none())
+            .zip(&placements)
+            .filter_map(|(g, p)| p.is_none().then_some(g))
             .collect();
         if !unplaced.is_empty() {
             let side = GUESS_LATTICE.min(n).min(m);
@@ -1394,9 +1399,10 @@ impl<'a> Selector<'a> {
         }
         let mut guesses: Vec<Guess> = groups
             .iter()
-            .map(|g| {
+            .zip(&placements)
+            .map(|(g, &placement)| {
                 let guide = guide_of(g);
-                match guide.and_then(placed) {
+                match placement {
                     // Where the guide's value ranks is known: the bracket is placed from it
                     // by the guide's slope, with no counting pass.
                     Some((value, rank, slope)) => {
