@@ -1015,11 +1015,16 @@ fn sum(v: &[f64]) -> f64 {
     (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
+/// A size's forward and inverse transforms.
+type Plans = (
+    std::sync::Arc<dyn rustfft::Fft<f64>>,
+    std::sync::Arc<dyn rustfft::Fft<f64>>,
+);
+
 thread_local! {
-    /// FFT plans by size. Plans are pure functions of the size (and of the processor's
-    /// instruction set); caching them only saves their set-up.
-    static PLANNER: std::cell::RefCell<rustfft::FftPlanner<f64>> =
-        std::cell::RefCell::new(rustfft::FftPlanner::new());
+    /// FFT plans by size, each from a planner of its own ([`plans`]).
+    static PLANS: std::cell::RefCell<std::collections::HashMap<usize, Plans>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
     /// The transforms' scratch space, kept between calls (its contents never matter).
     static SCRATCH: std::cell::RefCell<Vec<rustfft::num_complex::Complex<f64>>> =
         const { std::cell::RefCell::new(Vec::new()) };
@@ -1033,10 +1038,7 @@ fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
     let len = a.len().max(b.len());
     // No wrap-around for lags up to max_lag.
     let size = smooth_size(len + max_lag + 1);
-    let (forward, inverse) = PLANNER.with(|p| {
-        let mut p = p.borrow_mut();
-        (p.plan_fft_forward(size), p.plan_fft_inverse(size))
-    });
+    let (forward, inverse) = plans(size);
     let mut buf: Vec<Complex<f64>> = (0..size)
         .map(|i| {
             Complex::new(
@@ -1074,6 +1076,27 @@ fn lag_sums_fft(a: &[f64], b: &[f64], max_lag: usize) -> (Vec<f64>, Vec<f64>) {
         buf[..top].iter().map(|c| c.re * scale).collect(),
         buf[..top].iter().map(|c| c.im * scale).collect(),
     )
+}
+
+/// The transforms of `size`, planned once per thread. A planner that has planned other sizes
+/// reuses their steps and so may decompose `size` differently (rustfft's AVX planner does),
+/// which changes the last bits of the results; a fresh planner per size makes the plan, and
+/// so every result, a function of the size alone (and of the processor's instruction set),
+/// whatever else this thread has transformed before.
+fn plans(size: usize) -> Plans {
+    PLANS.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry(size)
+            .or_insert_with(|| {
+                let mut planner = rustfft::FftPlanner::new();
+                (
+                    planner.plan_fft_forward(size),
+                    planner.plan_fft_inverse(size),
+                )
+            })
+            .clone()
+    })
 }
 
 /// The smallest `2^a·3^b·5^c ≥ need`: sizes the FFT handles with its fast radices, often
@@ -1455,6 +1478,33 @@ mod tests {
 mod lag_sum_tests {
     use super::*;
     use crate::test_support::ar1;
+
+    /// The lag sums of a series are the same bits on a fresh thread and on one that has
+    /// transformed a larger size first: rustfft's AVX planner, shared, would build 1080 on
+    /// the steps it kept from 1296 and round differently. So a replay's output does not
+    /// depend on how its metrics fell on threads.
+    #[test]
+    fn fft_lag_sums_do_not_depend_on_what_the_thread_transformed_before() {
+        let a = ar1(3, 1100, 0.9);
+        let b = ar1(4, 1100, 0.5);
+        assert_eq!(smooth_size(864 + 215 + 1), 1080);
+        assert_eq!(smooth_size(1000 + 295 + 1), 1296);
+        let sums = |before: bool| {
+            let (a, b) = (a.clone(), b.clone());
+            std::thread::spawn(move || {
+                if before {
+                    let _ = lag_sums_fft(&a[..1000], &b[..1000], 295);
+                }
+                lag_sums_fft(&a[..864], &b[..864], 215)
+            })
+            .join()
+            .unwrap()
+        };
+        let (fresh, after) = (sums(false), sums(true));
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>();
+        assert_eq!(bits(&fresh.0), bits(&after.0));
+        assert_eq!(bits(&fresh.1), bits(&after.1));
+    }
 
     #[test]
     fn fft_lag_sums_equal_the_direct_sums_up_to_rounding() {
