@@ -335,6 +335,27 @@ impl Engine {
         self.record(report)
     }
 
+    /// Judges the next `count` planned intervals (fewer when the plan ends first) together,
+    /// as [`judge_intervals_after`] does, and records them in order until the verdict is
+    /// settled; the intervals judged past that point are dropped. The same reports as
+    /// `count` calls of [`Engine::judge_next`], for a driver that has the data of all of them
+    /// (replay): the work is split across threads by metric, not interval by interval.
+    pub fn judge_ahead(&mut self, data: &dyn WindowData, count: usize) -> Progress {
+        if self.decided.is_some() {
+            return self.progress();
+        }
+        let from = self.judged.len();
+        let to = (from + count).min(self.plan.len());
+        let plans = self.plan[from..to].to_vec();
+        let reports = judge_intervals_after(&self.spec, &plans, data, self.judged.last());
+        for report in reports {
+            if let Progress::Decided(v) = self.record(report) {
+                return Progress::Decided(v);
+            }
+        }
+        self.progress()
+    }
+
     /// For a live driver between interval ends: judges the next interval on the data before
     /// `until` and records it when a sequential metric has already decided it (an abort at
     /// a crossing, or an early promotion when every metric is settled; see the module
@@ -607,11 +628,42 @@ fn judge_window(
     data: &dyn WindowData,
     prior: Option<&IntervalReport>,
 ) -> IntervalReport {
-    let sequential_family = spec
-        .metrics
+    let family = sequential_family(spec);
+    let judged = parallel_map(&spec.metrics, |m| {
+        let prior = prior.and_then(|p| prior_of(p, &m.name));
+        judge_one(m, plan, origin, family, data, prior)
+    });
+    assemble(spec, plan, judged)
+}
+
+/// How many sequential metrics `spec` has (they share one false-alarm budget).
+fn sequential_family(spec: &AnalysisSpec) -> usize {
+    spec.metrics
         .iter()
         .filter(|m| matches!(m.test, MetricTest::Sequential(_)))
-        .count();
+        .count()
+}
+
+/// `metric`'s result in `report`, with where `report`'s windows were.
+fn prior_of<'a>(report: &'a IntervalReport, metric: &str) -> Option<crate::judge::Prior<'a>> {
+    let found = report.metrics.iter().find(|m| m.name == metric)?;
+    Some(crate::judge::Prior {
+        start: report.start,
+        end: report.end,
+        baseline_start: report.baseline_start,
+        report: found,
+    })
+}
+
+/// One metric judged on the windows of `plan`, with the time stamp of its last canary point.
+fn judge_one(
+    m: &MetricSpec,
+    plan: &IntervalPlan,
+    origin: Millis,
+    sequential_family: usize,
+    data: &dyn WindowData,
+    prior: Option<crate::judge::Prior<'_>>,
+) -> (MetricReport, Option<Millis>) {
     let input = crate::judge::MetricInput {
         plan,
         data,
@@ -619,24 +671,29 @@ fn judge_window(
         sequential_family,
         prior,
     };
-    let judge_one = |m: &MetricSpec| -> (MetricReport, Option<Millis>) {
-        let (result, trace) = crate::judge::judge_metric_traced(m, &input);
-        let last = m
-            .series()
-            .into_iter()
-            .filter_map(|s| input.canary(s).t.last().copied())
-            .max();
-        (
-            MetricReport {
-                name: m.name.clone(),
-                group: m.group.clone(),
-                result,
-                trace: Trace(trace),
-            },
-            last,
-        )
-    };
-    let judged: Vec<(MetricReport, Option<Millis>)> = parallel_map(&spec.metrics, judge_one);
+    let (result, trace) = crate::judge::judge_metric_traced(m, &input);
+    let last = m
+        .series()
+        .into_iter()
+        .filter_map(|s| input.canary(s).t.last().copied())
+        .max();
+    (
+        MetricReport {
+            name: m.name.clone(),
+            group: m.group.clone(),
+            result,
+            trace: Trace(trace),
+        },
+        last,
+    )
+}
+
+/// The interval report of `plan` from its metrics' results (in `spec`'s order), scored.
+fn assemble(
+    spec: &AnalysisSpec,
+    plan: &IntervalPlan,
+    judged: Vec<(MetricReport, Option<Millis>)>,
+) -> IntervalReport {
     let last_data = judged.iter().filter_map(|(_, t)| *t).max();
     let metrics: Vec<MetricReport> = judged.into_iter().map(|(m, _)| m).collect();
     let card = score_metrics(spec, &metrics);
@@ -654,6 +711,55 @@ fn judge_window(
         decided_at: None,
         metrics,
     }
+}
+
+/// [`judge_interval_after`] for each of `plans` in turn, each seeded by the one before
+/// (the first by `prior`): the same reports. The work is split by metric rather than by
+/// interval: each metric is judged through all of `plans` on one thread (its own previous
+/// result seeding the next), and the metrics are handed to the threads as they free up, so
+/// no thread waits for the others at every interval.
+pub fn judge_intervals_after(
+    spec: &AnalysisSpec,
+    plans: &[IntervalPlan],
+    data: &dyn WindowData,
+    prior: Option<&IntervalReport>,
+) -> Vec<IntervalReport> {
+    let family = sequential_family(spec);
+    let origins: Vec<Millis> = plans.iter().map(|p| sequential_origin(spec, p)).collect();
+    // by_metric[k][i]: metric k in plans[i].
+    let mut by_metric: Vec<std::vec::IntoIter<(MetricReport, Option<Millis>)>> =
+        parallel_map(&spec.metrics, |m| {
+            let mut chain: Vec<(MetricReport, Option<Millis>)> = Vec::with_capacity(plans.len());
+            for (i, plan) in plans.iter().enumerate() {
+                let before = match i {
+                    0 => prior.and_then(|p| prior_of(p, &m.name)),
+                    _ => Some(crate::judge::Prior {
+                        start: plans[i - 1].start,
+                        end: plans[i - 1].end,
+                        baseline_start: plans[i - 1].baseline_start,
+                        report: &chain[i - 1].0,
+                    }),
+                };
+                let judged = judge_one(m, plan, origins[i], family, data, before);
+                chain.push(judged);
+            }
+            chain
+        })
+        .into_iter()
+        .map(Vec::into_iter)
+        .collect();
+    plans
+        .iter()
+        .zip(&origins)
+        .map(|(plan, &origin)| {
+            let judged = by_metric
+                .iter_mut()
+                .map(|chain| chain.next().expect("one result per metric and plan"))
+                .collect();
+            let full = assemble(spec, plan, judged);
+            early_stop(spec, plan, origin, data, &full, plan.end).unwrap_or(full)
+        })
+        .collect()
 }
 
 fn score_metrics(spec: &AnalysisSpec, metrics: &[MetricReport]) -> Scorecard {
@@ -692,27 +798,42 @@ fn score_metrics(spec: &AnalysisSpec, metrics: &[MetricReport]) -> Scorecard {
 }
 
 /// Maps `f` over `items` on up to `available_parallelism` scoped threads, keeping order.
+/// Items are handed out one at a time as threads free up (their costs differ).
 fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len());
     if threads <= 1 {
         return items.iter().map(&f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else {
+                return done;
+            };
+            done.push((i, f(item)));
+        }
+    };
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
     std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
-    })
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        let theirs = handles.into_iter().map(|h| match h.join() {
+            Ok(v) => v,
+            Err(p) => std::panic::resume_unwind(p),
+        });
+        for (i, r) in std::iter::once(mine).chain(theirs).flatten() {
+            slots[i] = Some(r);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|r| r.expect("every item mapped"))
+        .collect()
 }
 
 /// Whether the classification counts as a failure of the metric.

@@ -13,8 +13,7 @@ use fledge_judges::{
 };
 
 use crate::engine::{
-    IntervalPlan, IntervalReport, MetricSpec, MetricTest, Millis, WindowData, WindowRef,
-    format_time,
+    IntervalPlan, MetricReport, MetricSpec, MetricTest, Millis, WindowData, WindowRef, format_time,
 };
 
 /// What a metric's judgement may look at.
@@ -30,9 +29,19 @@ pub struct MetricInput<'a> {
     /// How many sequential metrics the analysis has; each gets 1/this of the false-alarm
     /// budget (Bonferroni).
     pub sequential_family: usize,
-    /// The interval judged before this one, if any: its shift estimates and intervals seed
-    /// the selections (the results do not depend on it).
-    pub prior: Option<&'a IntervalReport>,
+    /// The metric's result in the interval judged before this one, if any: its shift
+    /// estimates and intervals seed the selections (the results do not depend on it).
+    pub prior: Option<Prior<'a>>,
+}
+
+/// A metric's result in an earlier interval, with where that interval's windows were.
+#[derive(Clone, Copy)]
+pub struct Prior<'a> {
+    /// The earlier interval's canary window start and end, and baseline window start.
+    pub start: Millis,
+    pub end: Millis,
+    pub baseline_start: Millis,
+    pub report: &'a MetricReport,
 }
 
 impl<'a> MetricInput<'a> {
@@ -40,8 +49,8 @@ impl<'a> MetricInput<'a> {
     /// is passed on only when its windows start where this interval's do (a growing
     /// window): its samples are then a prefix of these.
     pub fn hint(&self, metric: &str) -> Option<ShiftHint> {
-        let prior = self.prior?;
-        let report = prior.metrics.iter().find(|m| m.name == metric)?;
+        let prior = self.prior.filter(|p| p.report.name == metric)?;
+        let report = prior.report;
         let r = &report.result;
         let grown = prior.start == self.plan.start
             && prior.baseline_start == self.plan.baseline_start

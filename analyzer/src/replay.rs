@@ -168,6 +168,10 @@ pub fn coverage(spec: &AnalysisSpec, rec: &Recording) -> Option<Coverage> {
     })
 }
 
+/// Most intervals [`replay`] judges in one batch ([`Engine::judge_ahead`]): past a decision,
+/// at most this many are judged for nothing.
+const MAX_BATCH: usize = 32;
+
 /// Replays `rec` through the engine. `start` overrides the analysis start (default: the
 /// earliest canary point). `on_interval` sees each interval as soon as it is judged.
 pub fn replay(
@@ -196,6 +200,7 @@ pub fn replay(
     let data = SortedRecording::new(rec, names.iter().copied());
     let mut engine = Engine::new(spec.clone(), start);
     let mut why_unfinished = None;
+    let mut batch = 1;
     while let Some(next) = engine.next().copied() {
         if next.end > available_until {
             // Sequential metrics may have decided within the data there is.
@@ -213,9 +218,17 @@ pub fn replay(
             ));
             break;
         }
-        let progress = engine.judge_next(&data);
-        if let Some(last) = engine.judged().last() {
-            on_interval(last);
+        // The intervals ahead whose data is all there are judged together (split across the
+        // cores by metric); the batch doubles, so an early abort wastes little.
+        let ready = engine.plan()[engine.judged().len()..]
+            .iter()
+            .take_while(|p| p.end <= available_until)
+            .count();
+        let seen = engine.judged().len();
+        let progress = engine.judge_ahead(&data, ready.min(batch));
+        batch = (batch * 2).min(MAX_BATCH);
+        for report in &engine.judged()[seen..] {
+            on_interval(report);
         }
         if let Progress::Decided(_) = progress {
             break;
@@ -229,6 +242,7 @@ mod tests {
     use super::*;
     use crate::engine::IntervalPlan;
     use crate::recording::parse_recording;
+    use fledge_judges::Verdict;
 
     /// The engine seeds each interval's selections with the previous interval's estimates
     /// ([`crate::engine::judge_interval_after`]); the reports must be those of intervals
@@ -274,6 +288,57 @@ mod tests {
                 .collect();
             assert!(judged.len() >= 10, "{independence}: the selections ran");
         }
+    }
+
+    /// [`replay`] judges the intervals ahead in batches ([`Engine::judge_ahead`]), split
+    /// across threads by metric; it must give the reports of judging them one by one
+    /// ([`Engine::judge_next`]), stopping at the same interval when one aborts (the batch's
+    /// later intervals are dropped) and with sequential metrics' early stops alike.
+    #[test]
+    fn batched_replays_equal_intervals_judged_one_by_one() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut verdicts = Vec::new();
+        for config in ["checkout-replay.yaml", "checkout-sequential.yaml"] {
+            let cfg = crate::config::load(&root.join("configs").join(config)).unwrap();
+            let spec = Arc::new(cfg.to_spec().unwrap());
+            for recording in [
+                "healthy",
+                "latency-p99-up20",
+                "slow-start",
+                "errors-x3-sparse",
+            ] {
+                let path = root.join(format!("testdata/recordings/{recording}.csv"));
+                let rec = crate::recording::read_recording(&path).unwrap();
+                let mut seen = 0;
+                let batched = replay(Arc::clone(&spec), &rec, None, |_| seen += 1);
+                assert_eq!(seen, batched.intervals.len(), "{config} {recording}");
+                let names: Vec<&str> = spec.metrics.iter().map(|m| m.name.as_str()).collect();
+                let data = SortedRecording::new(&rec, names.iter().copied());
+                let start = batched.intervals.first().map(|i| i.start).unwrap();
+                let mut engine = Engine::new(Arc::clone(&spec), start);
+                let mut one_by_one = Vec::new();
+                while engine
+                    .next()
+                    .is_some_and(|p| p.index <= batched.intervals.len())
+                {
+                    engine.judge_next(&data);
+                    one_by_one.push(engine.judged().last().unwrap().clone());
+                }
+                assert!(engine.next().is_none() || batched.verdict != Verdict::Abort);
+                assert_eq!(
+                    serde_json::to_string(&one_by_one).unwrap(),
+                    serde_json::to_string(&batched.intervals).unwrap(),
+                    "{config} {recording}"
+                );
+                verdicts.push(batched.verdict);
+            }
+        }
+        // Both an abort (its batch cut short) and a run to the end are among them.
+        assert!(verdicts.contains(&Verdict::Abort), "{verdicts:?}");
+        assert!(
+            verdicts.iter().any(|v| *v != Verdict::Abort),
+            "{verdicts:?}"
+        );
     }
 
     #[test]
