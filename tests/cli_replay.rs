@@ -57,14 +57,12 @@ fn replay_json(config: &Path, recording: &Path) -> (i32, Value) {
     (run.code, v)
 }
 
-fn tmp() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "fledge-cli-replay-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A directory of its own for one test, removed when dropped.
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("fledge-cli-replay-")
+        .tempdir()
+        .unwrap()
 }
 
 /// The deciding interval and the classification of `metric` in it.
@@ -154,7 +152,8 @@ fn slow_start_aborts_without_warmup_and_promotes_with_it() {
         text, warm,
         "the config's analysis line changed; update this test"
     );
-    let path = tmp().join("warmup.yaml");
+    let dir = tmp();
+    let path = dir.path().join("warmup.yaml");
     std::fs::write(&path, warm).unwrap();
     let (code, v) = replay_json(&path, &recording("slow-start"));
     assert_eq!((code, v["verdict"].as_str()), (0, Some("promote")), "{v:#}");
@@ -214,7 +213,7 @@ fn json_has_the_documented_shape() {
 #[test]
 fn report_and_markdown() {
     let dir = tmp();
-    let html = dir.join("report.html");
+    let html = dir.path().join("report.html");
     let run = fledge(&[
         "replay",
         "-c",
@@ -254,12 +253,26 @@ fn text_output_lists_intervals_and_the_verdict() {
 }
 
 /// Rewrites the healthy recording through `f` (data rows only) into a temp file.
-fn healthy_with(name: &str, f: impl Fn(Vec<String>) -> Vec<String>) -> PathBuf {
+/// A file written in a directory of its own, removed with it when dropped.
+struct Written {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Written {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+fn healthy_with(name: &str, f: impl Fn(Vec<String>) -> Vec<String>) -> Written {
     let text = std::fs::read_to_string(recording("healthy")).unwrap();
     let mut lines = text.lines().map(str::to_string);
     let header = lines.next().unwrap();
     let rows = f(lines.collect());
-    let path = tmp().join(format!("{name}.csv"));
+    let dir = tmp();
+    let path = dir.path().join(format!("{name}.csv"));
     std::fs::write(
         &path,
         std::iter::once(header)
@@ -268,7 +281,7 @@ fn healthy_with(name: &str, f: impl Fn(Vec<String>) -> Vec<String>) -> PathBuf {
             .join("\n"),
     )
     .unwrap();
-    path
+    Written { path, _dir: dir }
 }
 
 #[test]
@@ -334,7 +347,8 @@ fn malformed_line_is_an_error_naming_file_and_line() {
 
 #[test]
 fn empty_recording_is_an_error() {
-    let path = tmp().join("empty.csv");
+    let dir = tmp();
+    let path = dir.path().join("empty.csv");
     std::fs::write(&path, "").unwrap();
     let run = fledge(&[
         "replay",
@@ -405,7 +419,8 @@ fn data_ending_before_the_lifetime_holds() {
 
 #[test]
 fn bad_config_is_an_error_naming_the_field() {
-    let path = tmp().join("bad.yaml");
+    let dir = tmp();
+    let path = dir.path().join("bad.yaml");
     let text = std::fs::read_to_string(config())
         .unwrap()
         .replace("allowed_increase", "allowed_increse");

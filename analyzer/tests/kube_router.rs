@@ -141,8 +141,11 @@ async fn trafficsplit_backend_weights_are_merge_patched() {
 
 #[tokio::test]
 async fn virtualservice_route_weights_are_merge_patched_with_a_token_from_a_file() {
-    let dir = std::env::temp_dir().join(format!("fledge-kube-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("fledge-kube-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join("token");
     std::fs::write(&file, "s3cr3t-token\n").unwrap();
     let extra = format!(", token: {{file: \"{}\"}}", file.display());
@@ -201,8 +204,11 @@ async fn a_wrong_token_is_a_clear_error_that_does_not_show_the_token() {
     let server = Server::start(&[(VS, virtualservice(0))], Some("right-token")).await;
     // A token file whose token is not the server's. (The `env:` form is tested through the
     // CLI in tests/kube_rollout.rs, where the child's environment can be set.)
-    let dir = std::env::temp_dir().join(format!("fledge-kube-wrong-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("fledge-kube-wrong-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let file = dir.join("token");
     std::fs::write(&file, "wrong-token-value").unwrap();
     let r = router_from(&kube_yaml(
@@ -286,8 +292,11 @@ fn kube_router_config_errors_name_the_field() {
 
 #[test]
 fn a_ca_file_that_is_missing_or_not_pem_is_a_clear_error() {
-    let dir = std::env::temp_dir().join(format!("fledge-kube-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("fledge-kube-ca-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
     let bad = dir.join("ca.crt");
     std::fs::write(&bad, "not a certificate").unwrap();
     for (file, expect) in [
@@ -353,8 +362,11 @@ fn make_ca(dir: &std::path::Path, name: &str) {
 /// `ca_file` (as it trusts the service account's ca.crt in a cluster) and refuses another.
 #[tokio::test]
 async fn https_with_a_ca_file_verifies_the_api_servers_certificate() {
-    let dir = std::env::temp_dir().join(format!("fledge-kube-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = tempfile::Builder::new()
+        .prefix("fledge-kube-tls-")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path().to_path_buf();
     let www = dir.join("www");
     let object_dir = www.join(SPLIT.trim_start_matches('/'));
     std::fs::create_dir_all(object_dir.parent().unwrap()).unwrap();
