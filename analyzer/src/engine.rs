@@ -346,8 +346,8 @@ impl Engine {
         }
         let from = self.judged.len();
         let to = (from + count).min(self.plan.len());
-        let plans = self.plan[from..to].to_vec();
-        let reports = judge_intervals_after(&self.spec, &plans, data, self.judged.last());
+        let reports =
+            judge_intervals_after(&self.spec, &self.plan[from..to], data, self.judged.last());
         for report in reports {
             if let Progress::Decided(v) = self.record(report) {
                 return Progress::Decided(v);
@@ -551,9 +551,9 @@ pub fn judge_interval_after(
     data: &dyn WindowData,
     prior: Option<&IntervalReport>,
 ) -> IntervalReport {
-    let origin = sequential_origin(spec, plan);
-    let full = judge_window(spec, plan, origin, data, prior);
-    early_stop(spec, plan, origin, data, &full, plan.end).unwrap_or(full)
+    judge_intervals_after(spec, std::slice::from_ref(plan), data, prior)
+        .pop()
+        .expect("one report per plan")
 }
 
 /// Where sequential metrics start reading (the end of the warmup, on the canary's clock):
