@@ -7,8 +7,8 @@
 //! process by hand:
 //!
 //! ```text
-//! cargo build --release
-//! hyperfine -w 1 'target/release/fledge replay -c target/tmp/replay/day.yaml -r target/tmp/replay/day.csv --format json > /dev/null'
+//! cargo build --profile dist    # release with fat LTO, one codegen unit (see Cargo.toml)
+//! hyperfine -w 1 'target/dist/fledge replay -c target/tmp/replay/day.yaml -r target/tmp/replay/day.csv --format json > /dev/null'
 //! ```
 //!
 //! Both cohorts come from the same process (a shared daily load curve plus noise), so every
